@@ -1,0 +1,46 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+# Everything installs into .venv from requirements.lock (fully pinned: no resolver backtracking,
+# and torch==2.13.0 resolves to the CPU wheel that lies on this machine's disk).
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(abspath $(BIN)):$(PATH)
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint typecheck unit bench clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## make demo: build + validate the default dataset with DVC (later stages extend the pipeline).
+demo: install
+	@test -d .dvc || $(BIN)/dvc init -q
+	$(BIN)/dvc repro
+	@echo
+	$(BIN)/reasonbrain data stats $$($(BIN)/python -c "from reasonbrain.config import load_params; print(load_params().data.dir)")
+	@echo "Dataset: $$($(BIN)/python -c "from reasonbrain.config import load_params; print(load_params().data.dir.resolve())")"
+	@echo "Validation report: reports/validation.json (HTML data docs: reports/validation_docs/)"
+
+lint: install
+	$(BIN)/ruff check reasonbrain flows dashboard benchmarks tests
+	$(BIN)/ruff format --check reasonbrain flows dashboard benchmarks tests
+
+typecheck: install
+	$(BIN)/mypy reasonbrain flows dashboard benchmarks
+
+## make test: lint, type-check and the whole test suite.
+test: install lint typecheck
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python benchmarks/synth_throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

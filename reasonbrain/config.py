@@ -1,0 +1,272 @@
+"""Typed configuration: *params* say what a run does, *settings* say where things live.
+
+- :class:`Params` mirrors ``params.yaml`` (sections ``data``, ``validate``, ``model``, ``train``,
+  ``eval``). Every key is declared; an unknown key is an error, never silently ignored. DVC stages
+  declare the keys they read, so ``dvc repro`` reruns only what changed.
+- :class:`Settings` comes from the environment (``REASONBRAIN_*``): the object store, the metadata
+  database, local weight paths, whether network access is allowed. Settings never change results.
+
+Nothing here has import-time side effects: no directory is created, no file is read until a
+function is called.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from reasonbrain.errors import ConfigError
+
+CATEGORIES: tuple[str, ...] = ("physical", "temporal", "causal", "story")
+
+
+class StrictModel(BaseModel):
+    """Base for params sections: unknown keys are errors; instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------- data
+class SynthParams(StrictModel):
+    """ReasonSynth generation (``reasonbrain data generate``)."""
+
+    n_train: int = Field(6000, ge=0)
+    n_val: int = Field(300, ge=0)
+    n_test: int = Field(600, ge=0)
+    size: int = Field(64, ge=32, le=1024, description="image side in pixels")
+    seed: int = 0
+    categories: dict[str, float] = Field(
+        default_factory=lambda: dict.fromkeys(CATEGORIES, 0.25),
+        description="proportion of each category (normalised)",
+    )
+    workers: int = Field(0, ge=0, description="processes; 0 = all cores")
+
+    @field_validator("categories")
+    @classmethod
+    def _known_categories(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(v) - set(CATEGORIES))
+        if unknown:
+            raise ValueError(f"unknown categories {unknown}; expected a subset of {CATEGORIES}")
+        if any(p < 0 for p in v.values()) or sum(v.values()) <= 0:
+            raise ValueError("category proportions must be >= 0 and not all zero")
+        return v
+
+
+class DataParams(StrictModel):
+    """Where the dataset comes from (stage ``data``)."""
+
+    source: Literal["reasonsynth", "import"] = "reasonsynth"
+    dir: Path = Path("data/reasonsynth")
+    import_format: str | None = Field(None, description="importer name when source=import")
+    import_src: Path | None = Field(None, description="source directory/file when source=import")
+    synth: SynthParams = Field(default_factory=SynthParams)
+
+
+class ValidateParams(StrictModel):
+    """Dataset validation rules (stage ``validate``)."""
+
+    categories: list[str] = Field(default_factory=lambda: list(CATEGORIES))
+    image_modes: list[str] = Field(default_factory=lambda: ["RGB"])
+    min_image_size: int = Field(16, ge=1)
+    max_image_size: int = Field(4096, ge=1)
+    min_instruction_chars: int = Field(8, ge=1)
+    max_instruction_chars: int = Field(600, ge=1)
+    report: Path = Path("reports/validation.json")
+
+
+# -------------------------------------------------------------------------------------- model
+class ModelParams(StrictModel):
+    """Architecture and preset (see ``reasonbrain.models.presets``)."""
+
+    preset: Literal["tiny", "paper"] = "tiny"
+    image_size: int = Field(64, ge=32)
+    use_patch_branch: bool = True
+    use_region_branch: bool = True
+    use_id_controller: bool = True
+    use_cme: bool = True
+
+
+# -------------------------------------------------------------------------------------- train
+class TrainParams(StrictModel):
+    """Training loop (``reasonbrain train``)."""
+
+    seed: int = 0
+    batch_size: int = Field(16, ge=1)
+    max_steps: int = Field(1000, ge=1)
+    workers: int = Field(1, ge=1)
+
+
+# --------------------------------------------------------------------------------------- eval
+class EvalParams(StrictModel):
+    """Evaluation (``reasonbrain evaluate``)."""
+
+    split: Literal["train", "val", "test"] = "test"
+    num_inference_steps: int = Field(20, ge=1)
+    guidance_scale: float = 2.0
+    image_guidance_scale: float = 1.5
+    seed: int = 0
+
+
+class Params(StrictModel):
+    """The whole of ``params.yaml``."""
+
+    data: DataParams = Field(default_factory=DataParams)
+    validate_: ValidateParams = Field(default_factory=ValidateParams, alias="validate")
+    model: ModelParams = Field(default_factory=ModelParams)
+    train: TrainParams = Field(default_factory=TrainParams)
+    eval: EvalParams = Field(default_factory=EvalParams)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict with the same keys as ``params.yaml``."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def section_hash(self, *sections: str) -> str:
+        """Short sha256 of the given sections (all when none given) — names runs and caches."""
+        d = self.to_dict()
+        chosen = {k: d[k] for k in (sections or tuple(d))}
+        blob = json.dumps(chosen, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+# ----------------------------------------------------------------------------------- loading
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Parse one ``key.sub=value`` override; the value is read as YAML (``3``, ``true``, ``[a]``).
+
+    Raises:
+        ConfigError: when the item has no ``=`` or an empty key.
+    """
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(
+            f"override {item!r} is not of the form key.sub=value",
+            where="--set",
+            fix="write e.g. --set data.synth.n_train=100",
+        )
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return [p for p in key.strip().split(".")], value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with ``key.sub=value`` overrides applied (validated later)."""
+    out: dict[str, Any] = json.loads(json.dumps(raw, default=str))
+    for item in overrides:
+        keys, value = parse_override(item)
+        node = out
+        for k in keys[:-1]:
+            child = node.setdefault(k, {})
+            if not isinstance(child, dict):
+                raise ConfigError(
+                    f"cannot set {'.'.join(keys)}: {k!r} is not a section",
+                    where="--set",
+                    fix="check the key path against params.yaml",
+                )
+            node = child
+        node[keys[-1]] = value
+    return out
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "extra_forbidden":
+        return f"unknown key {loc!r} in {source}"
+    return f"invalid value for {loc!r} in {source}: {first['msg']}"
+
+
+def params_from_dict(raw: Mapping[str, Any], source: str = "params") -> Params:
+    """Validate a params dict.
+
+    Raises:
+        ConfigError: naming the first unknown key or invalid value.
+    """
+    try:
+        return Params.model_validate(dict(raw))
+    except ValidationError as err:
+        n = err.error_count()
+        more = f" (+{n - 1} more)" if n > 1 else ""
+        raise ConfigError(
+            _format_validation_error(err, source) + more,
+            where=source,
+            fix="fix the key/value (see the defaults in params.yaml)",
+        ) from None
+
+
+def load_params(path: Path | str | None = None, overrides: Sequence[str] = ()) -> Params:
+    """Load ``params.yaml`` (or defaults when ``path`` is None and no params.yaml exists).
+
+    Args:
+        path: a params file; ``None`` means ``./params.yaml`` if present, else built-in defaults.
+        overrides: ``key.sub=value`` strings applied on top (the CLI's ``--set``).
+
+    Raises:
+        ConfigError: the file is missing/unreadable/not a mapping, or a key/value is invalid.
+    """
+    raw: dict[str, Any] = {}
+    if path is None:
+        candidate = Path("params.yaml")
+        path = candidate if candidate.is_file() else None
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError("params file not found", where=str(p), fix="pass an existing file")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
+            raise ConfigError("params file is not valid YAML", where=where, fix="fix the syntax") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError("params file must be a mapping of sections", where=str(p))
+        raw = loaded
+    source = str(path) if path is not None else "defaults"
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+        source += " + --set"
+    return params_from_dict(raw, source)
+
+
+# ---------------------------------------------------------------------------------- settings
+class Settings(BaseSettings):
+    """Where things live, from ``REASONBRAIN_*`` environment variables.
+
+    The embedded defaults need no set-up: a ``file://`` object store and a SQLite database under
+    ``home`` (``.reasonbrain/``). Production points ``store_uri`` at ``s3://bucket/prefix`` and
+    ``db_url`` at PostgreSQL (``postgresql+psycopg://…``).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="REASONBRAIN_", extra="ignore")
+
+    home: Path = Path(".reasonbrain")
+    store_uri: str | None = None
+    db_url: str | None = None
+    allow_network: bool = False
+    weights_dir: Path | None = Field(
+        None, description="directory holding local pretrained weights (paper preset, metrics)"
+    )
+
+    def resolved_store_uri(self) -> str:
+        """The object-store URI (``file://<home>/store`` unless set)."""
+        return self.store_uri or (self.home.resolve() / "store").as_uri()
+
+    def resolved_db_url(self) -> str:
+        """The SQLAlchemy URL (SQLite under ``home`` unless set)."""
+        return self.db_url or f"sqlite:///{(self.home.resolve() / 'reasonbrain.db').as_posix()}"
+
+
+def get_settings() -> Settings:
+    """Read settings from the environment now (not cached: tests change the environment)."""
+    return Settings()
