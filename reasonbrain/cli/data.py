@@ -133,7 +133,7 @@ def prepare(
 
     params = cli_params(params_path, sets)
     summary = prepare_dataset(params.data, force=force, progress=True)
+    counts = ", ".join(f"{k}: {v}" for k, v in summary.counts.items())
     console.print(
-        f"[green]prepared[/] {summary.total} records "
-        f"({', '.join(f'{k}: {v}' for k, v in summary.counts.items())}) → [bold]{params.data.dir}[/]"
+        f"[green]prepared[/] {summary.total} records ({counts}) → [bold]{params.data.dir}[/]"
     )

@@ -21,7 +21,9 @@ class DatasetSummary:
         return sum(self.counts.values())
 
 
-def prepare_dataset(params: DataParams, *, force: bool = False, progress: bool = True) -> DatasetSummary:
+def prepare_dataset(
+    params: DataParams, *, force: bool = False, progress: bool = True
+) -> DatasetSummary:
     """Generate ReasonSynth or import a dataset into ``params.dir``, as ``params.source`` says.
 
     Raises:

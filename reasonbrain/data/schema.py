@@ -99,7 +99,7 @@ class ManifestLineError(ManifestError):
         super().__init__(
             f"invalid manifest line: {reason}",
             where=f"{path}:{lineno}",
-            fix="fix or remove the line (`reasonbrain data validate --quarantine` isolates bad rows)",
+            fix="fix or remove the line (`reasonbrain data validate --quarantine` isolates it)",
         )
 
 
@@ -112,7 +112,9 @@ def parse_line(line: str, path: Path, lineno: int) -> Record:
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as err:
-        raise ManifestLineError(path, lineno, f"not JSON ({err.msg} at column {err.colno})") from None
+        raise ManifestLineError(
+            path, lineno, f"not JSON ({err.msg} at column {err.colno})"
+        ) from None
     if not isinstance(obj, dict):
         raise ManifestLineError(path, lineno, "not a JSON object")
     try:
