@@ -21,8 +21,8 @@ install: $(STAMP)
 
 ## make demo: build + validate the default dataset with DVC (later stages extend the pipeline).
 demo: install
-	@test -d .dvc || $(BIN)/dvc init -q
 	$(BIN)/dvc repro
+	$(BIN)/dvc push -q
 	@echo
 	$(BIN)/reasonbrain data stats $$($(BIN)/python -c "from reasonbrain.config import load_params; print(load_params().data.dir)")
 	@echo "Dataset: $$($(BIN)/python -c "from reasonbrain.config import load_params; print(load_params().data.dir.resolve())")"

@@ -1,0 +1,79 @@
+"""`dvc repro` of a tiny params set in a temporary git repository (stages data → validate)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.dvc, pytest.mark.slow]
+
+
+def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["DVC_NO_ANALYTICS"] = "1"
+    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f"{cmd} failed:\n{r.stdout}\n{r.stderr}"
+    return r
+
+
+@pytest.fixture(scope="module")
+def dvc_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("dvcrepo")
+    shutil.copytree(
+        REPO / "reasonbrain", repo / "reasonbrain", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copytree(REPO / ".dvc", repo / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy(REPO / name, repo / name)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"]["synth"].update(
+        {"n_train": 24, "n_val": 8, "n_test": 8, "size": 32, "workers": 1}
+    )
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _run(["git", "init", "-q"], repo)
+    _run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A"], repo)
+    _run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"], repo)
+    return repo
+
+
+def test_repro_builds_validates_and_is_idempotent(dvc_repo: Path) -> None:
+    first = _run(["dvc", "repro"], dvc_repo)
+    assert "Running stage 'data'" in first.stdout and "Running stage 'validate'" in first.stdout
+    data_dir = dvc_repo / "data" / "reasonsynth"
+    assert sum(1 for _ in (data_dir / "train.jsonl").open()) == 24
+    report = json.loads((dvc_repo / "reports" / "validation.json").read_text())
+    assert report["ok"] is True
+    lock = yaml.safe_load((dvc_repo / "dvc.lock").read_text())
+    assert set(lock["stages"]) == {"data", "validate"}
+    assert "data.synth" in json.dumps(lock["stages"]["data"]["params"])
+
+    second = _run(["dvc", "repro"], dvc_repo)
+    assert "Running stage" not in second.stdout  # nothing changed → nothing reruns
+
+    # a validate-only param change reruns validate but not data
+    params = yaml.safe_load((dvc_repo / "params.yaml").read_text())
+    params["validate"]["max_instruction_chars"] = 599
+    (dvc_repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    third = _run(["dvc", "repro"], dvc_repo)
+    assert "Running stage 'validate'" in third.stdout
+    assert "Running stage 'data'" not in third.stdout
+
+
+def test_push_and_pull_through_the_default_local_remote(dvc_repo: Path) -> None:
+    _run(["dvc", "repro"], dvc_repo)
+    _run(["dvc", "push"], dvc_repo)
+    data_dir = dvc_repo / "data" / "reasonsynth"
+    before = (data_dir / "test.jsonl").read_bytes()
+    shutil.rmtree(data_dir)
+    shutil.rmtree(dvc_repo / ".dvc" / "cache")
+    _run(["dvc", "pull"], dvc_repo)
+    assert (data_dir / "test.jsonl").read_bytes() == before
