@@ -226,7 +226,9 @@ def load_params(path: Path | str | None = None, overrides: Sequence[str] = ()) -
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
-            raise ConfigError("params file is not valid YAML", where=where, fix="fix the syntax") from None
+            raise ConfigError(
+                "params file is not valid YAML", where=where, fix="fix the syntax"
+            ) from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -257,6 +259,11 @@ class Settings(BaseSettings):
     weights_dir: Path | None = Field(
         None, description="directory holding local pretrained weights (paper preset, metrics)"
     )
+    s3_endpoint_url: str | None = Field(
+        None, description="S3-compatible endpoint (AWS_ENDPOINT_URL wins when both are set)"
+    )
+    s3_part_size_mb: int = Field(64, ge=5, description="multipart threshold and part size, MiB")
+    store_retries: int = Field(4, ge=1, description="attempts for transient store errors")
 
     def resolved_store_uri(self) -> str:
         """The object-store URI (``file://<home>/store`` unless set)."""

@@ -1,0 +1,294 @@
+"""The ``s3://bucket/prefix`` backend of the object store (boto3).
+
+- Endpoint: ``endpoint_url`` argument, else boto3's own ``AWS_ENDPOINT_URL[_S3]``, else the
+  ``REASONBRAIN_S3_ENDPOINT_URL`` setting. Credentials come from boto3's usual chain and are
+  never formatted into messages (errors name the endpoint, bucket and key only).
+- Large files use multipart upload/download through boto3's managed transfer
+  (:class:`boto3.s3.transfer.TransferConfig`, part size from ``REASONBRAIN_S3_PART_SIZE_MB``).
+- Integrity: botocore checksums each request body (CRC32 by default) so S3 rejects damaged
+  uploads; on top, the sha256 of the whole file is stored as object metadata ``sha256``, checked
+  after upload (size + recorded sha256) and recomputed on every download.
+- Transient failures (throttling, 5xx, dropped connections) are retried by botocore's
+  ``standard`` retry mode with exponential backoff; checksum mismatches by
+  :func:`~reasonbrain.registry.store.with_retries`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3
+from boto3.exceptions import Boto3Error
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from reasonbrain.errors import StoreError
+from reasonbrain.registry.checksums import sha256_file
+from reasonbrain.registry.store import (
+    ChecksumMismatch,
+    ObjectInfo,
+    ObjectStore,
+    _tmp_beside,
+    join_key,
+    log,
+    with_retries,
+)
+
+T = TypeVar("T")
+META_SHA = "sha256"
+
+
+class S3Store(ObjectStore):
+    """Objects under ``s3://bucket/prefix``.
+
+    Args:
+        bucket: the bucket name.
+        prefix: key prefix inside the bucket ("" for the whole bucket).
+        endpoint_url: S3-compatible endpoint; ``None`` uses AWS_ENDPOINT_URL or AWS itself.
+        part_size: multipart threshold and part size in bytes (S3 minimum: 5 MiB).
+        retries: total attempts for transient errors and checksum mismatches.
+        max_concurrency: threads per file transfer.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        part_size: int = 64 * 1024 * 1024,
+        retries: int = 4,
+        max_concurrency: int = 10,
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.uri = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
+        self.retries = retries
+        env_endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        self.endpoint_url = endpoint_url or env_endpoint
+        config = Config(
+            retries={"max_attempts": retries, "mode": "standard"},
+            connect_timeout=10,
+            read_timeout=120,
+            max_pool_connections=max(10, max_concurrency * 4),
+            s3={"addressing_style": "path"} if self.endpoint_url else None,
+        )
+        self.client = boto3.session.Session().client(
+            "s3", endpoint_url=self.endpoint_url, config=config
+        )
+        self.transfer = TransferConfig(
+            multipart_threshold=part_size,
+            multipart_chunksize=part_size,
+            max_concurrency=max_concurrency,
+        )
+
+    # ----------------------------------------------------------------- helpers
+    def _key(self, key: str) -> str:
+        return join_key(self.prefix, key)
+
+    def uri_for(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def _where(self, key: str | None = None) -> str:
+        where = self.uri_for(key) if key is not None else f"s3://{self.bucket}"
+        return f"{where} at {self.endpoint_url}" if self.endpoint_url else where
+
+    def _call(self, fn: Callable[[], T], key: str | None, action: str) -> T:
+        """Run a boto3 call, turning its errors into StoreError naming bucket/key (never creds)."""
+        try:
+            try:
+                return fn()
+            except Boto3Error as err:  # S3UploadFailedError wraps the ClientError
+                if isinstance(err.__context__, ClientError | BotoCoreError):
+                    raise err.__context__ from None
+                raise
+        except NoCredentialsError:
+            raise StoreError(
+                f"no AWS credentials to {action}",
+                where=self._where(key),
+                fix="set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or an AWS profile",
+            ) from None
+        except ClientError as err:
+            code = str(err.response.get("Error", {}).get("Code", "?"))
+            status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in ("NoSuchBucket",):
+                fix = "create the bucket (e.g. `reasonbrain infra up`) or fix REASONBRAIN_STORE_URI"
+            elif code in ("404", "NoSuchKey", "NotFound"):
+                fix = "the object is missing; run `reasonbrain registry gc` to find orphans"
+            elif code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"):
+                fix = "check the AWS credentials and the bucket policy"
+            else:
+                fix = "retry later; check the endpoint and bucket"
+            raise StoreError(
+                f"S3 {action} failed: {code} (HTTP {status})", where=self._where(key), fix=fix
+            ) from None
+        except (BotoCoreError, Boto3Error, OSError) as err:
+            # BotoCoreError messages carry endpoint/bucket/key, never credentials
+            raise StoreError(
+                f"S3 {action} failed: {type(err).__name__}",
+                where=self._where(key),
+                fix="check that the endpoint is reachable (AWS_ENDPOINT_URL) and retry",
+            ) from None
+
+    @staticmethod
+    def _to_info(
+        key: str, size: int, meta: dict[str, str] | None, modified: datetime
+    ) -> ObjectInfo:
+        sha = (meta or {}).get(META_SHA)
+        return ObjectInfo(key, int(size), sha, modified.astimezone(UTC))
+
+    # --------------------------------------------------------------- interface
+    def ensure_bucket(self) -> None:
+        """Create the bucket when it does not exist (local stack, tests)."""
+
+        def run() -> None:
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+            except ClientError as err:
+                if err.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
+                    raise
+                self.client.create_bucket(Bucket=self.bucket)
+
+        self._call(run, None, "create bucket")
+
+    def head(self, key: str) -> ObjectInfo | None:
+        def run() -> ObjectInfo | None:
+            try:
+                r = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            except ClientError as err:
+                if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    return None
+                raise
+            return self._to_info(key, r["ContentLength"], r.get("Metadata"), r["LastModified"])
+
+        return self._call(run, key, "head")
+
+    def put_file(self, src: Path, key: str, *, sha256: str | None = None) -> ObjectInfo:
+        expected = sha256 or sha256_file(src)
+        size = Path(src).stat().st_size
+
+        def attempt() -> ObjectInfo:
+            self._call(
+                lambda: self.client.upload_file(
+                    str(src),
+                    self.bucket,
+                    self._key(key),
+                    ExtraArgs={"Metadata": {META_SHA: expected}},
+                    Config=self.transfer,
+                ),
+                key,
+                "upload",
+            )
+            info = self.head(key)
+            if info is None or info.size != size or info.sha256 != expected:
+                raise ChecksumMismatch(
+                    "uploaded object does not verify (size or sha256 differ)",
+                    where=self._where(key),
+                    fix="retry; if it persists the source file is changing during upload",
+                )
+            log.debug("uploaded %s (%d bytes)", self.uri_for(key), size)
+            return info
+
+        return with_retries(attempt, attempts=self.retries, what=self.uri_for(key))
+
+    def get_file(self, key: str, dest: Path, *, sha256: str | None = None) -> ObjectInfo:
+        dest = Path(dest)
+
+        def attempt() -> ObjectInfo:
+            info = self.head(key)
+            if info is None:
+                raise StoreError(
+                    "object not found",
+                    where=self._where(key),
+                    fix="the object is missing; run `reasonbrain registry gc` to find orphans",
+                )
+            expected = sha256 or info.sha256
+            tmp = _tmp_beside(dest)
+            try:
+                self._call(
+                    lambda: self.client.download_file(
+                        self.bucket, self._key(key), str(tmp), Config=self.transfer
+                    ),
+                    key,
+                    "download",
+                )
+                got = sha256_file(tmp)
+                if expected is not None and got != expected:
+                    raise ChecksumMismatch(
+                        f"sha256 mismatch: expected {expected[:12]}…, got {got[:12]}…; "
+                        "corrupted bytes refused",
+                        where=self._where(key),
+                        fix="the stored object is damaged; restore it or register the model again",
+                    )
+                os.replace(tmp, dest)
+            finally:
+                tmp.unlink(missing_ok=True)
+            return info
+
+        return with_retries(attempt, attempts=self.retries, what=self.uri_for(key))
+
+    def put_bytes(self, data: bytes, key: str) -> ObjectInfo:
+        import hashlib
+
+        sha = hashlib.sha256(data).hexdigest()
+        self._call(
+            lambda: self.client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, Metadata={META_SHA: sha}
+            ),
+            key,
+            "put",
+        )
+        return ObjectInfo(key, len(data), sha, datetime.now(UTC))
+
+    def get_bytes(self, key: str) -> bytes:
+        r: Any = self._call(
+            lambda: self.client.get_object(Bucket=self.bucket, Key=self._key(key)), key, "get"
+        )
+        return bytes(self._call(r["Body"].read, key, "get"))
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        full = join_key(self.prefix, prefix)
+        if full and (prefix.endswith("/") or not prefix):
+            full += "/"
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        pages = self._call(
+            lambda: list(
+                self.client.get_paginator("list_objects_v2").paginate(
+                    Bucket=self.bucket, Prefix=full
+                )
+            ),
+            prefix or None,
+            "list",
+        )
+        for page in pages:
+            for o in page.get("Contents", []):
+                yield ObjectInfo(o["Key"][strip:], int(o["Size"]), None, o["LastModified"])
+
+    def delete(self, keys: list[str]) -> None:
+        for i in range(0, len(keys), 1000):
+            batch = [{"Key": self._key(k)} for k in keys[i : i + 1000]]
+            self._call(
+                lambda b=batch: self.client.delete_objects(  # type: ignore[misc]
+                    Bucket=self.bucket, Delete={"Objects": b, "Quiet": True}
+                ),
+                None,
+                "delete",
+            )
+
+    def presigned_url(self, key: str, expires_s: int = 3600) -> str:
+        return str(
+            self._call(
+                lambda: self.client.generate_presigned_url(
+                    "get_object",
+                    Params={"Bucket": self.bucket, "Key": self._key(key)},
+                    ExpiresIn=expires_s,
+                ),
+                key,
+                "presign",
+            )
+        )

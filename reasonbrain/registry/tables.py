@@ -1,0 +1,237 @@
+"""The metadata schema: SQLAlchemy 2 typed ORM (issue 6, part 2).
+
+One table per thing the pipeline records; Alembic migrations under ``migrations/`` create them
+(``0001_initial`` is the first table on), so the schema can evolve without losing data. Works on
+SQLite (embedded default) and PostgreSQL (``postgresql+psycopg://``); JSON columns are JSONB on
+PostgreSQL. Times are timezone-aware UTC.
+
+- ``datasets``: a dataset version (content hash or DVC md5), split counts, validation status.
+- ``runs``: one pipeline run (train, evaluate …): params and their hash, git commit, dataset,
+  status, start/end, where its outputs live.
+- ``metrics``: a named value of a run, per scope (``overall`` or a category), with an optional
+  confidence interval and step.
+- ``model_versions`` + ``model_aliases``: registered model directories (monotonic version per
+  name, store URI, sha256 digest, size, file manifest, run, lineage) and movable aliases such as
+  ``staging``/``production`` (one row per (name, alias); moving it is one UPDATE).
+- ``evaluations`` + ``evaluation_samples``: an evaluation of a model version and its per-sample
+  rows (instruction, image URIs, per-sample metrics, rationale).
+- ``reviews``: a person's verdict on one evaluation sample (accept / reject / flag).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+#: JSON everywhere, JSONB on PostgreSQL
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+RUN_STATUSES = ("running", "succeeded", "failed")
+VERDICTS = ("accept", "reject", "flag")
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with deterministic constraint names (Alembic-friendly)."""
+
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSONType, list[Any]: JSONType}
+
+
+class Dataset(Base):
+    """A dataset version."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(80), doc="content hash or DVC md5")
+    path: Mapped[str | None] = mapped_column(Text)
+    split_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    validation_status: Mapped[str] = mapped_column(String(20), default="unvalidated")
+    validation_report: Mapped[dict[str, Any] | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Run(Base):
+    """One pipeline run (data, train, evaluate …)."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        CheckConstraint(f"status IN {RUN_STATUSES!r}", name="status"),
+        Index("ix_runs_kind_started", "kind", "started_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    params_hash: Mapped[str | None] = mapped_column(String(64))
+    git_commit: Mapped[str | None] = mapped_column(String(64))
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    storage_path: Mapped[str | None] = mapped_column(Text)
+
+    dataset: Mapped[Dataset | None] = relationship()
+    metrics: Mapped[list[Metric]] = relationship(back_populates="run", cascade="all, delete-orphan")
+
+
+class Metric(Base):
+    """A named value of a run, per scope, with an optional confidence interval and step."""
+
+    __tablename__ = "metrics"
+    __table_args__ = (Index("ix_metrics_run_name", "run_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    scope: Mapped[str] = mapped_column(String(100), default="overall")
+    value: Mapped[float] = mapped_column(Float)
+    ci_low: Mapped[float | None] = mapped_column(Float)
+    ci_high: Mapped[float | None] = mapped_column(Float)
+    step: Mapped[int | None] = mapped_column(Integer)
+
+    run: Mapped[Run] = relationship(back_populates="metrics")
+
+
+class ModelVersion(Base):
+    """A registered model directory (immutable once written)."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        UniqueConstraint("name", "version"),
+        UniqueConstraint("store_uri"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    store_uri: Mapped[str] = mapped_column(String(1000))
+    sha256: Mapped[str] = mapped_column(String(64), doc="digest of the file manifest")
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    files: Mapped[list[Any]] = mapped_column(doc="[{path, size, sha256}]")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    lineage: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    description: Mapped[str | None] = mapped_column(Text)
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    run: Mapped[Run | None] = relationship()
+    aliases: Mapped[list[ModelAlias]] = relationship(back_populates="model_version")
+
+    @property
+    def ref(self) -> str:
+        """``NAME@VERSION``."""
+        return f"{self.name}@{self.version}"
+
+
+class ModelAlias(Base):
+    """A movable name (``staging``, ``production`` …) for one version of a model."""
+
+    __tablename__ = "model_aliases"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(100), primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="CASCADE")
+    )
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    model_version: Mapped[ModelVersion] = relationship(back_populates="aliases")
+
+
+class Evaluation(Base):
+    """An evaluation of a model version on a dataset split."""
+
+    __tablename__ = "evaluations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL")
+    )
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
+    split: Mapped[str] = mapped_column(String(20), default="test")
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict, doc="metric configuration")
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    model_version: Mapped[ModelVersion | None] = relationship()
+    samples: Mapped[list[EvaluationSample]] = relationship(
+        back_populates="evaluation", cascade="all, delete-orphan"
+    )
+
+
+class EvaluationSample(Base):
+    """One sample's outcome in an evaluation."""
+
+    __tablename__ = "evaluation_samples"
+    __table_args__ = (
+        UniqueConstraint("evaluation_id", "sample_id"),
+        Index("ix_evaluation_samples_category", "evaluation_id", "category"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id", ondelete="CASCADE"))
+    sample_id: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(50))
+    instruction: Mapped[str] = mapped_column(Text)
+    image_uris: Mapped[dict[str, Any]] = mapped_column(
+        default=dict, doc="{'src': …, 'tgt': …, 'output': …}"
+    )
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    rationale: Mapped[str | None] = mapped_column(Text)
+
+    evaluation: Mapped[Evaluation] = relationship(back_populates="samples")
+    reviews: Mapped[list[Review]] = relationship(
+        back_populates="sample", cascade="all, delete-orphan"
+    )
+
+
+class Review(Base):
+    """A person's verdict on one evaluation sample."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (CheckConstraint(f"verdict IN {VERDICTS!r}", name="verdict"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sample_row_id: Mapped[int] = mapped_column(
+        ForeignKey("evaluation_samples.id", ondelete="CASCADE")
+    )
+    verdict: Mapped[str] = mapped_column(String(10))
+    note: Mapped[str | None] = mapped_column(Text)
+    reviewer: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    sample: Mapped[EvaluationSample] = relationship(back_populates="reviews")
