@@ -117,7 +117,7 @@ class ObjectStore(ABC):
         """Info of ``key``, or ``None`` when it does not exist."""
 
     @abstractmethod
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object whose key starts with ``prefix``."""
 
     @abstractmethod
@@ -133,7 +133,7 @@ class ObjectStore(ABC):
         base = prefix.rstrip("/") + "/"
         return {
             o.key[len(base) :].split("/", 1)[0]
-            for o in self.list(base)
+            for o in self.list_objects(base)
             if "/" in o.key[len(base) :]
         }
 
@@ -284,7 +284,7 @@ class FileStore(ObjectStore):
         p = self._path(key)
         return self._info(key, p) if p.is_file() else None
 
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
         if not self.root.is_dir():
             return
         for dirpath, dirnames, filenames in os.walk(self.root):
