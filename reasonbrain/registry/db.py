@@ -169,6 +169,19 @@ class Database:
         self.engine.dispose()
 
 
+@contextlib.contextmanager
+def connection_errors(url: str) -> Iterator[None]:
+    """Turn "cannot connect" errors into a :class:`RegistryError` (password masked)."""
+    try:
+        yield
+    except OperationalError as err:
+        raise RegistryError(
+            f"cannot open the metadata database: {_scrub(str(err.orig or err), url)}",
+            where=safe_url(url),
+            fix="check that the server is running and REASONBRAIN_DB_URL is right",
+        ) from None
+
+
 def open_db(url: str | None = None, *, auto_upgrade: bool = True) -> Database:
     """Connect to the metadata database and (by default) migrate it to the newest schema.
 
@@ -185,21 +198,18 @@ def open_db(url: str | None = None, *, auto_upgrade: bool = True) -> Database:
     url = url or get_settings().resolved_db_url()
     engine = make_engine(url)
     try:
-        head = head_revision()
-        if current_revision(engine) != head:
-            if not auto_upgrade:
-                raise RegistryError(
-                    "database schema is not up to date",
-                    where=safe_url(url),
-                    fix="run `reasonbrain registry db upgrade`",
-                )
-            log.info("migrating %s to %s", safe_url(url), head)
-            upgrade(engine)
-    except OperationalError as err:
+        with connection_errors(url):
+            head = head_revision()
+            if current_revision(engine) != head:
+                if not auto_upgrade:
+                    raise RegistryError(
+                        "database schema is not up to date",
+                        where=safe_url(url),
+                        fix="run `reasonbrain registry db upgrade`",
+                    )
+                log.info("migrating %s to %s", safe_url(url), head)
+                upgrade(engine)
+    except BaseException:
         engine.dispose()
-        raise RegistryError(
-            f"cannot open the metadata database: {_scrub(str(err.orig or err), url)}",
-            where=safe_url(url),
-            fix="check that the server is running and REASONBRAIN_DB_URL is right",
-        ) from None
+        raise
     return Database(engine, sessionmaker(engine, expire_on_commit=False))
