@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = [
+    "tests.integration.registry_fixtures",
+]
 
 
 @pytest.fixture(autouse=True, scope="session")
