@@ -265,7 +265,7 @@ def dataset_card(params: SynthParams) -> dict[str, Any]:
     return {
         "generator": "reasonsynth",
         "format_version": FORMAT_VERSION,
-        "params": params.model_dump(mode="json"),
+        "params": params.model_dump(mode="json", exclude={"workers"}),
         "families": [
             {
                 "name": f.name,

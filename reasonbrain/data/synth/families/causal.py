@@ -145,6 +145,13 @@ def _popped(p: Pen, o: Obj) -> None:
         p.poly([(x, y), (x + 2.8, y + 0.6), (x + 0.8, y + 2.4)], c)
 
 
+def _shrivelled(p: Pen, o: Obj) -> None:
+    c = shade(o.rgb, 0.75)
+    p.rect(-2, 0, 2, 2, DARK_GREY)
+    p.line([(0, 2), (0, 18)], DARK_GREY, 0.6)
+    p.poly([(-3.5, 19), (3, 18.5), (4, 24), (1, 28), (-2.5, 27), (-4, 23)], c)
+
+
 BALLOON_POP = Family(
     name="balloon_pop",
     category="causal",
@@ -162,6 +169,8 @@ BALLOON_POP = Family(
     ),
     caption="{obj} has popped into shreds",
     after=_popped,
+    wrong=_shrivelled,
+    wrong_caption="the balloon slowly shrivelled but stayed on its string",
 )
 
 
