@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -101,8 +102,9 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+@functools.cache
 def head_revision() -> str | None:
-    """The newest migration revision."""
+    """The newest migration revision (read once per process)."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 

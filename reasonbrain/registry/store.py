@@ -20,7 +20,7 @@ import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -145,8 +145,7 @@ class ObjectStore(ABC):
         def one(e: FileEntry) -> ObjectInfo:
             return self.put_file(src / e.path, join_key(prefix, e.path), sha256=e.sha256)
 
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(entries)))) as pool:
-            return list(pool.map(one, entries))
+        return _run_all(one, entries, workers)
 
     def get_dir(
         self, prefix: str, dest: Path, entries: list[FileEntry], *, workers: int = 4
@@ -156,8 +155,25 @@ class ObjectStore(ABC):
         def one(e: FileEntry) -> ObjectInfo:
             return self.get_file(join_key(prefix, e.path), dest / e.path, sha256=e.sha256)
 
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(entries)))) as pool:
-            list(pool.map(one, entries))
+        _run_all(one, entries, workers)
+
+
+def _run_all(
+    fn: Callable[[FileEntry], ObjectInfo], entries: list[FileEntry], workers: int
+) -> list[ObjectInfo]:
+    """Apply ``fn`` to every entry on a few threads; the first failure cancels what has not
+    started yet (a failed registration should not keep uploading) and is re-raised."""
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(entries))))
+    try:
+        futures = [pool.submit(fn, e) for e in entries]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for f in done:
+            if f.exception() is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise f.exception()  # type: ignore[misc]
+        return [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _tmp_beside(dest: Path) -> Path:
