@@ -28,6 +28,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     DateTime,
+    Dialect,
     Float,
     ForeignKey,
     Index,
@@ -35,6 +36,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -53,6 +55,25 @@ NAMING = {
 
 RUN_STATUSES = ("running", "succeeded", "failed")
 VERDICTS = ("accept", "reject", "flag")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on every backend (SQLite stores naive text: re-attach UTC on read)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
 
 
 def utcnow() -> datetime:
@@ -80,7 +101,7 @@ class Dataset(Base):
     split_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     validation_status: Mapped[str] = mapped_column(String(20), default="unvalidated")
     validation_report: Mapped[dict[str, Any] | None] = mapped_column()
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Run(Base):
@@ -99,8 +120,8 @@ class Run(Base):
     git_commit: Mapped[str | None] = mapped_column(String(64))
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(20), default="running")
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     storage_path: Mapped[str | None] = mapped_column(Text)
 
     dataset: Mapped[Dataset | None] = relationship()
@@ -141,11 +162,11 @@ class ModelVersion(Base):
     sha256: Mapped[str] = mapped_column(String(64), doc="digest of the file manifest")
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     files: Mapped[list[Any]] = mapped_column(doc="[{path, size, sha256}]")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     lineage: Mapped[dict[str, Any]] = mapped_column(default=dict)
     description: Mapped[str | None] = mapped_column(Text)
-    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     run: Mapped[Run | None] = relationship()
     aliases: Mapped[list[ModelAlias]] = relationship(back_populates="model_version")
@@ -166,7 +187,7 @@ class ModelAlias(Base):
     model_version_id: Mapped[int] = mapped_column(
         ForeignKey("model_versions.id", ondelete="CASCADE")
     )
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     model_version: Mapped[ModelVersion] = relationship(back_populates="aliases")
 
@@ -185,9 +206,11 @@ class Evaluation(Base):
     split: Mapped[str] = mapped_column(String(20), default="test")
     config: Mapped[dict[str, Any]] = mapped_column(default=dict, doc="metric configuration")
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     model_version: Mapped[ModelVersion | None] = relationship()
+    run: Mapped[Run | None] = relationship()
+    dataset: Mapped[Dataset | None] = relationship()
     samples: Mapped[list[EvaluationSample]] = relationship(
         back_populates="evaluation", cascade="all, delete-orphan"
     )
@@ -232,6 +255,6 @@ class Review(Base):
     verdict: Mapped[str] = mapped_column(String(10))
     note: Mapped[str | None] = mapped_column(Text)
     reviewer: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     sample: Mapped[EvaluationSample] = relationship(back_populates="reviews")

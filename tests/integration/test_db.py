@@ -1,0 +1,135 @@
+"""Metadata DB: Alembic migrations, schema/model agreement, constraints (SQLite + PostgreSQL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
+
+from reasonbrain.errors import RegistryError
+from reasonbrain.registry.db import (
+    current_revision,
+    downgrade,
+    head_revision,
+    make_engine,
+    open_db,
+    safe_url,
+    upgrade,
+)
+from reasonbrain.registry.tables import (
+    Base,
+    Dataset,
+    Evaluation,
+    EvaluationSample,
+    Metric,
+    ModelVersion,
+    Review,
+    Run,
+)
+
+TABLES = {
+    "datasets",
+    "runs",
+    "metrics",
+    "model_versions",
+    "model_aliases",
+    "evaluations",
+    "evaluation_samples",
+    "reviews",
+}
+
+
+def test_upgrade_from_empty_and_downgrade_round_trip(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        assert current_revision(engine) is None
+        upgrade(engine)
+        assert current_revision(engine) == head_revision()
+        assert set(inspect(engine).get_table_names()) >= TABLES
+        upgrade(engine)  # idempotent
+        downgrade(engine, "base")
+        assert current_revision(engine) is None
+        assert not TABLES & set(inspect(engine).get_table_names())
+        upgrade(engine)
+        assert set(inspect(engine).get_table_names()) >= TABLES
+    finally:
+        engine.dispose()
+
+
+def test_migrations_match_the_orm_models(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine)
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert diff == []  # a model change without a migration fails here
+    finally:
+        engine.dispose()
+
+
+def test_open_db_migrates_automatically_unless_told_not_to(db_url: str) -> None:
+    with pytest.raises(RegistryError, match="not up to date"):
+        open_db(db_url, auto_upgrade=False)
+    db = open_db(db_url)
+    try:
+        assert current_revision(db.engine) == head_revision()
+    finally:
+        db.dispose()
+
+
+def test_schema_records_the_pipeline_and_enforces_constraints(db_url: str) -> None:
+    db = open_db(db_url)
+    try:
+        with db.sessions.begin() as s:
+            ds = Dataset(name="reasonsynth", version="md5:abc", split_counts={"train": 10})
+            run = Run(id="r1", kind="train", params={"lr": 0.1}, params_hash="h", dataset=ds)
+            run.metrics.append(Metric(name="loss", value=0.5, step=10))
+            run.metrics.append(
+                Metric(name="accuracy", scope="causal", value=0.8, ci_low=0.7, ci_high=0.9)
+            )
+            mv = ModelVersion(
+                name="m", version=1, store_uri="s3://b/m/1", sha256="0" * 64, size_bytes=1, files=[]
+            )
+            ev = Evaluation(model_version=mv, run_id="r1", dataset=ds, config={"clip": "B/32"})
+            sample = EvaluationSample(
+                sample_id="s1",
+                category="physical",
+                instruction="What if the ice melted?",
+                image_uris={"src": "s3://b/src.png", "output": "s3://b/out.png"},
+                metrics={"clip_i": 0.9},
+                rationale="the cube becomes a puddle",
+            )
+            ev.samples.append(sample)
+            sample.reviews.append(Review(verdict="accept", reviewer="ana", note="ok"))
+            s.add_all([run, ev])
+        with db.sessions() as s:
+            r = s.get(Run, "r1")
+            assert r is not None and r.dataset is not None and r.dataset.version == "md5:abc"
+            assert {(m.name, m.scope) for m in r.metrics} == {
+                ("loss", "overall"),
+                ("accuracy", "causal"),
+            }
+            review = s.scalars(select(Review)).one()
+            assert review.sample.evaluation.model_version.version == 1  # type: ignore[union-attr]
+            assert review.created_at.tzinfo is not None
+        with pytest.raises(IntegrityError), db.sessions.begin() as s:  # verdict is checked
+            s.add(Review(sample_row_id=review.sample_row_id, verdict="maybe", reviewer="bob"))
+        with pytest.raises(IntegrityError), db.sessions.begin() as s:  # versions are unique
+            s.add(
+                ModelVersion(
+                    name="m", version=1, store_uri="x", sha256="0" * 64, size_bytes=1, files=[]
+                )
+            )
+    finally:
+        db.dispose()
+
+
+def test_urls_are_shown_without_passwords(tmp_path: Path) -> None:
+    assert safe_url("postgresql+psycopg://u:hunter2@h/db") == "postgresql+psycopg://u:***@h/db"
+    with pytest.raises(RegistryError, match="cannot use database URL") as exc:
+        open_db("nosuchdialect://u:hunter2@h/db")
+    assert "hunter2" not in str(exc.value)
