@@ -1,0 +1,94 @@
+"""``metrics.json`` from ``samples.jsonl``: means with bootstrap CIs, overall and per group.
+
+Groups: ``overall``, ``by_category``, ``by_family`` and ``by_holdout`` (the last two only for
+ReasonSynth rows). Every per-sample metric becomes ``{mean, ci_low, ci_high, n}``; ``n`` counts
+the samples that have the metric (a skipped or undefined value is left out, never counted as 0).
+ReasonSynth groups also report ``outcome_rates`` — the share of outputs nearest to the target and
+to each counterfactual (``no_change`` is the "no change" rate) — and how many samples were not
+verifiable. A flat ``per_category`` table (one row per category) feeds DVC plots.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from reasonbrain.evaluation.bootstrap import bootstrap_mean
+
+#: Metrics shown first in tables (others follow alphabetically).
+HEADLINE: tuple[str, ...] = (
+    "reasoning_acc",
+    "instruction_alignment",
+    "mllm_score",
+    "clip_t",
+    "clip_i",
+    "clip_dir",
+    "dino",
+    "l1",
+    "l2",
+    "psnr",
+    "ssim",
+    "lpips",
+    "edit_error",
+    "preservation_psnr",
+    "preservation_ssim",
+)
+
+
+def metric_names(rows: Iterable[dict[str, Any]]) -> list[str]:
+    """Every metric present in the rows, headline metrics first."""
+    seen: set[str] = set()
+    for r in rows:
+        seen.update(k for k, v in r["metrics"].items() if v is not None)
+    return [m for m in HEADLINE if m in seen] + sorted(seen - set(HEADLINE))
+
+
+def summarise(
+    rows: Sequence[dict[str, Any]], *, resamples: int = 1000, level: float = 0.95, seed: int = 0
+) -> dict[str, Any]:
+    """Estimates for one group of rows (see the module docstring)."""
+    out: dict[str, Any] = {"n": len(rows), "metrics": {}}
+    for name in metric_names(rows):
+        values = [r["metrics"][name] for r in rows if r["metrics"].get(name) is not None]
+        if values:
+            est = bootstrap_mean(values, resamples=resamples, level=level, seed=seed)
+            out["metrics"][name] = est.to_dict()
+    verdicts = [r["verifier"] for r in rows if r.get("verifier")]
+    if verdicts:
+        nearest = Counter(v["nearest"] for v in verdicts)
+        out["outcome_rates"] = {k: nearest[k] / len(verdicts) for k in sorted(nearest)}
+        out["unverifiable"] = sum(1 for v in verdicts if not v["verifiable"])
+    return out
+
+
+def _grouped(rows: Sequence[dict[str, Any]], key: str) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r.get(key) is not None:
+            groups[str(r[key])].append(r)
+    return dict(sorted(groups.items()))
+
+
+def aggregate(
+    rows: Sequence[dict[str, Any]], *, resamples: int = 1000, level: float = 0.95, seed: int = 0
+) -> dict[str, Any]:
+    """Overall and per-group estimates for all rows."""
+
+    def est(group: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        return summarise(group, resamples=resamples, level=level, seed=seed)
+
+    result: dict[str, Any] = {"overall": est(rows)}
+    for key, name in (
+        ("category", "by_category"),
+        ("family", "by_family"),
+        ("holdout", "by_holdout"),
+    ):
+        groups = _grouped(rows, key)
+        if groups:
+            result[name] = {g: est(rs) for g, rs in groups.items()}
+    result["per_category"] = [
+        {"category": cat, **{m: e["mean"] for m, e in s["metrics"].items()}}
+        for cat, s in result.get("by_category", {}).items()
+    ]
+    return result
