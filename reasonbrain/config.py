@@ -104,14 +104,56 @@ class TrainParams(StrictModel):
 
 
 # --------------------------------------------------------------------------------------- eval
+EVAL_METRICS: tuple[str, ...] = (
+    "l1",
+    "l2",
+    "psnr",
+    "ssim",
+    "clip_i",
+    "clip_t",
+    "clip_dir",
+    "dino",
+    "lpips",
+)
+
+
 class EvalParams(StrictModel):
-    """Evaluation (``reasonbrain evaluate``)."""
+    """Evaluation (``reasonbrain evaluate``; see ``reasonbrain.evaluation``)."""
 
     split: Literal["train", "val", "test"] = "test"
     num_inference_steps: int = Field(20, ge=1)
     guidance_scale: float = 2.0
     image_guidance_scale: float = 1.5
-    seed: int = 0
+    seed: int = Field(0, description="eval seed; each sample's seed = hash(sample id, seed)")
+    batch_size: int = Field(8, ge=1, description="samples per predictor call")
+    concurrency: int = Field(1, ge=1, description="predictor actors (Ray Data)")
+    num_cpus_per_actor: float = Field(1.0, gt=0)
+    num_gpus_per_actor: float = Field(0.0, ge=0)
+    metrics: list[str] = Field(default_factory=lambda: list(EVAL_METRICS))
+    verifier_region: Literal["mask", "union"] = Field(
+        "union", description="mask, or mask ∪ pixels where a counterfactual differs from target"
+    )
+    verifier_change_threshold: float = Field(
+        0.02, ge=0, le=1, description="per-pixel max-channel difference counted as a change"
+    )
+    judge: Literal["none", "oracle", "vlm", "http"] = "oracle"
+    judge_model: str | None = Field(None, description="model name sent to the HTTP judge")
+    judge_prompt: str = Field("viescore_v1", description="prompt file (versioned) for judges")
+    judge_follow_threshold: float = Field(5.0, ge=0, le=10, description="SC >= this ⇒ follows")
+    judge_max_retries: int = Field(4, ge=0)
+    judge_requests_per_s: float = Field(2.0, gt=0)
+    judge_timeout_s: float = Field(60.0, gt=0)
+    bootstrap_resamples: int = Field(1000, ge=10)
+    ci_level: float = Field(0.95, gt=0, lt=1)
+    gallery_per_category: int = Field(3, ge=0)
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, v: list[str]) -> list[str]:
+        unknown = sorted(set(v) - set(EVAL_METRICS))
+        if unknown:
+            raise ValueError(f"unknown metrics {unknown}; expected a subset of {EVAL_METRICS}")
+        return v
 
 
 class Params(StrictModel):
@@ -264,6 +306,16 @@ class Settings(BaseSettings):
     )
     s3_part_size_mb: int = Field(64, ge=5, description="multipart threshold and part size, MiB")
     store_retries: int = Field(4, ge=1, description="attempts for transient store errors")
+    clip_weights: Path | None = Field(None, description="local CLIP dir (default weights_dir/clip)")
+    dino_weights: Path | None = Field(None, description="local DINO dir (default weights_dir/dino)")
+    lpips_weights: Path | None = Field(
+        None, description="LPIPS AlexNet file (default weights_dir/lpips/alexnet.safetensors)"
+    )
+    judge_vlm_weights: Path | None = Field(
+        None, description="local VLM dir for the judge (default weights_dir/judge_vlm)"
+    )
+    judge_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. vLLM /v1")
+    judge_api_key: str | None = Field(None, description="API key for the HTTP judge")
 
     def resolved_store_uri(self) -> str:
         """The object-store URI (``file://<home>/store`` unless set)."""
