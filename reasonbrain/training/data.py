@@ -1,0 +1,92 @@
+"""Training data order and batches.
+
+The sample order is a pure function of ``(seed, step)``: epoch ``e`` is the permutation
+``randperm(n, seed=hash(seed, e))`` and global batch ``s`` is the ``batch_size`` samples at stream
+positions ``[s·B, (s+1)·B)`` of the concatenated epochs. A restarted or resumed run therefore sees
+exactly the samples the uninterrupted run would have seen, without saving sampler state, and the
+*data position* stored in a checkpoint (``step · batch_size``) is informative, not load-bearing.
+
+Each global batch is split into ``grad_accum_steps`` micro-steps, each micro-batch into one
+contiguous slice per rank, so 1 worker and 2 workers with the same global batch see the same
+samples per optimiser step.
+
+Images are pre-loaded as ``uint8`` tensors by :class:`~reasonbrain.data.torch_dataset.EditDataset`
+(``preload=True``), so a batch costs an index + a float conversion: the data-wait fraction stays far
+below 5 % of step time (measured by the loop and written to the step log).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import torch
+
+from reasonbrain.data.torch_dataset import EditDataset, collate_edits
+from reasonbrain.errors import ConfigError
+
+
+def mix_seed(*parts: int) -> int:
+    """A 63-bit seed derived from integers (stable across processes and Python versions)."""
+    blob = ",".join(str(int(p)) for p in parts).encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:8], "little") & ((1 << 63) - 1)
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The sample order of one epoch."""
+    g = torch.Generator().manual_seed(mix_seed(seed, epoch, 0x5EED))
+    return torch.randperm(n, generator=g)
+
+
+def global_batch_indices(n: int, seed: int, step: int, batch_size: int) -> list[int]:
+    """Dataset indices of global batch ``step`` (0-based)."""
+    if n <= 0:
+        raise ConfigError("the training split is empty", where="train.jsonl", fix="add data")
+    start, end = step * batch_size, (step + 1) * batch_size
+    out: list[int] = []
+    epoch, cache = -1, torch.empty(0, dtype=torch.long)
+    for pos in range(start, end):
+        e = pos // n
+        if e != epoch:
+            epoch, cache = e, epoch_permutation(n, seed, e)
+        out.append(int(cache[pos % n]))
+    return out
+
+
+def micro_batch_size(batch_size: int, world_size: int, accum: int) -> int:
+    """Samples per rank per micro-step.
+
+    Raises:
+        ConfigError: the global batch is not divisible by ``world_size × accum``.
+    """
+    if batch_size % (world_size * accum):
+        raise ConfigError(
+            f"train.batch_size {batch_size} is not divisible by workers × grad_accum_steps "
+            f"({world_size} × {accum})",
+            where="params.yaml train",
+            fix="choose a batch size that is a multiple of workers × grad_accum_steps",
+        )
+    return batch_size // (world_size * accum)
+
+
+def shard_indices(
+    global_indices: list[int], *, rank: int, world_size: int, micro: int, accum: int
+) -> list[int]:
+    """The slice of a global batch that ``rank`` processes at micro-step ``micro``."""
+    per = len(global_indices) // (world_size * accum)
+    start = (micro * world_size + rank) * per
+    return global_indices[start : start + per]
+
+
+class BatchSource:
+    """Batches of a (pre-loaded) dataset by index, in the :func:`collate_edits` contract."""
+
+    def __init__(self, dataset: EditDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def batch(self, indices: list[int]) -> dict[str, Any]:
+        """Collate the given samples."""
+        return collate_edits([self.dataset[i] for i in indices])

@@ -1,0 +1,122 @@
+"""What the training loop needs from a model, and how a worker gets one.
+
+The loop is model-agnostic: anything satisfying :class:`TrainableModel` trains — the ReasonBrain
+model, the ``ip2p`` baseline (``reasonbrain.models``), or a small module in tests. A
+:class:`ModelSpec` says how to *build* a fresh model (on the driver, once, so that every rank starts
+from the same weights and tokenizer) and how to *load* one saved with ``save_pretrained`` (on the
+workers: the initial model and every checkpoint use that one format).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+
+@runtime_checkable
+class TrainableModel(Protocol):
+    """A model the training loop can train.
+
+    ``forward(batch)`` takes the :func:`~reasonbrain.data.torch_dataset.collate_edits` batch and
+    returns an object with a scalar ``.loss`` (and, optionally, ``.loss_mllm`` / ``.loss_dm``,
+    which are logged). ``parameter_groups()`` lists trainable parameters by kind.
+    """
+
+    def __call__(self, batch: dict[str, Any]) -> Any: ...
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]: ...
+
+    def save_pretrained(self, directory: str | Path) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to obtain a model (both callables must be picklable: they travel to Ray workers).
+
+    Attributes:
+        build: returns a fresh model; called once on the driver.
+        load: rebuilds a model from a ``save_pretrained`` directory; called on workers.
+        sample: optional ``(model, batch, steps, generator) -> list[PIL.Image]`` used to save a few
+            sample edits at validation time.
+        name: what the logs call the model.
+    """
+
+    build: Callable[[], nn.Module]
+    load: Callable[[Path], nn.Module]
+    sample: Callable[[nn.Module, dict[str, Any], int, torch.Generator], list[Any]] | None = None
+    name: str = "model"
+
+
+def save_model(model: nn.Module, directory: Path, **card: Any) -> None:
+    """``model.save_pretrained(directory, **card)``, passing only the keywords it accepts."""
+    fn: Callable[..., Any] = getattr(model, "save_pretrained")  # noqa: B009 - not declared on nn.Module
+    try:
+        accepted = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without signatures
+        accepted = {}  # type: ignore[assignment]
+    kwargs = {k: v for k, v in card.items() if k in accepted and v is not None}
+    fn(directory, **kwargs)
+
+
+def reasonbrain_spec(model_params: Any, data_dir: Path) -> ModelSpec:
+    """The spec of the real model from ``params.yaml``'s ``model`` section.
+
+    The tiny preset's tokenizer is trained on the training split's text (instructions, captions,
+    object phrases); the object phrases also feed the inference-time object extractor.
+    """
+    return ModelSpec(
+        build=_ReasonBrainBuilder(model_params, Path(data_dir)),
+        load=_load_edit_model,
+        sample=_sample_edits,
+        name=f"{getattr(model_params, 'kind', 'reasonbrain')}/{model_params.preset}",
+    )
+
+
+@dataclass(frozen=True)
+class _ReasonBrainBuilder:
+    model_params: Any
+    data_dir: Path
+
+    def __call__(self) -> nn.Module:
+        from reasonbrain.data.schema import manifest_path, read_manifest
+        from reasonbrain.models.presets import build_model
+
+        records = read_manifest(manifest_path(self.data_dir, "train"))
+        corpus: list[str] = []
+        objects: set[str] = set()
+        for r in records:
+            corpus.append(r.instruction)
+            if r.target_caption:
+                corpus.append(r.target_caption)
+            corpus.extend(r.objects)
+            objects.update(r.objects)
+        model: nn.Module = build_model(self.model_params, corpus=corpus, objects=sorted(objects))
+        return model
+
+
+def _load_edit_model(directory: Path) -> nn.Module:
+    from reasonbrain.models.base import EditModel
+
+    model: nn.Module = EditModel.from_pretrained(directory)
+    return model
+
+
+def _sample_edits(
+    model: nn.Module, batch: dict[str, Any], steps: int, generator: torch.Generator
+) -> list[Any]:
+    from reasonbrain.data.torch_dataset import to_pil
+
+    edit = getattr(model, "edit", None)
+    if not callable(edit):
+        return []
+    out = edit(
+        batch["src"], list(batch["instruction"]), num_inference_steps=steps, generator=generator
+    )
+    images = out.images if hasattr(out, "images") else out
+    return [im if not isinstance(im, torch.Tensor) else to_pil(im) for im in images]

@@ -1,0 +1,245 @@
+"""``train()``: the library call behind ``reasonbrain train``.
+
+It builds the initial model once on the driver (same weights and tokenizer on every rank), starts
+(or connects to) Ray, runs a Ray Train V2 ``TorchTrainer`` with the loop in
+:mod:`~reasonbrain.training.loop`, and exports the last checkpoint into the output directory::
+
+    <out>/model/          the trained model (save_pretrained format; EMA weights when enabled)
+    <out>/train_log.jsonl the step log;  <out>/plots/*.csv  DVC plots;  <out>/metrics.json
+    <out>/samples/        sample edits from the validation passes (source | edit | target)
+    <out>/run.json        run name, checkpoint URI, params hash
+
+Compute: local Ray started in-process by default (all CPUs of this machine), or the cluster named
+by ``RAY_ADDRESS``. Checkpoint storage: ``storage`` (a directory or ``s3://bucket/prefix``),
+default ``<REASONBRAIN_HOME>/checkpoints``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reasonbrain.config import Params, get_settings
+from reasonbrain.data.schema import manifest_path
+from reasonbrain.data.staging import staged_dir
+from reasonbrain.errors import ConfigError, DatasetError
+from reasonbrain.training.checkpoint import (
+    LOG_FILE,
+    MODEL_DIR,
+    latest_run,
+    list_runs,
+    new_run_name,
+    resolve_storage,
+)
+from reasonbrain.training.loop import EMA_MODEL_DIR, SAMPLES_DIR, LoopJob, dir_to_files
+from reasonbrain.training.metrics import LiveProgress, read_log, write_outputs
+from reasonbrain.training.protocol import ModelSpec, reasonbrain_spec, save_model
+
+FAIL_AT_STEP_ENV = "REASONBRAIN_TRAIN_FAIL_AT_STEP"
+"""Test hook: a worker raises once while computing this (1-based) step."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced.
+
+    Attributes:
+        run_name: the Ray Train run name (``<kind>-<preset>-<hash>-<timestamp>``).
+        run_uri: the run directory in checkpoint storage.
+        checkpoint_uri: the last checkpoint.
+        out_dir: the output directory; ``model_dir`` the trained model inside it.
+        metrics: summary figures (see :func:`~reasonbrain.training.metrics.summarise`).
+        seconds: wall-clock time of the fit, including worker start-up.
+    """
+
+    run_name: str
+    run_uri: str
+    checkpoint_uri: str
+    out_dir: Path
+    model_dir: Path
+    metrics: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        d = asdict(self)
+        d["out_dir"], d["model_dir"] = str(self.out_dir), str(self.model_dir)
+        return d
+
+
+def ensure_ray() -> None:
+    """Connect to ``RAY_ADDRESS`` or start a local Ray (no dashboard) unless already running."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING)
+    else:
+        ray.init(include_dashboard=False, logging_level=logging.WARNING)
+
+
+def _check_data(data_dir: Path) -> None:
+    if not manifest_path(data_dir, "train").is_file():
+        raise DatasetError(
+            "no train.jsonl in the dataset directory",
+            where=str(data_dir),
+            fix="run `reasonbrain data generate` (or `data import`) first, or fix --data",
+        )
+
+
+def _has_checkpoint(storage_uri: str, storage: Any, run: str) -> bool:
+    from pyarrow import fs
+
+    filesystem = storage.filesystem or fs.LocalFileSystem()
+    try:
+        infos = filesystem.get_file_info(
+            fs.FileSelector(f"{storage.path}/{run}", allow_not_found=True)
+        )
+    except OSError:
+        return False
+    return any(Path(i.path).name.startswith("checkpoint_") for i in infos)
+
+
+def train(
+    params: Params,
+    data_dir: Path | str,
+    out_dir: Path | str,
+    *,
+    storage: str | Path | None = None,
+    resume: bool = False,
+    run_name: str | None = None,
+    spec: ModelSpec | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train a model with Ray Train and export it to ``out_dir``.
+
+    Args:
+        params: the run's params (``model`` and ``train`` sections are used).
+        data_dir: dataset directory (Reason50K layout).
+        out_dir: where the trained model, logs and plots go (created; ``model/`` replaced).
+        storage: checkpoint storage (directory or ``s3://bucket/prefix``).
+        resume: continue the newest run with the same params (or ``run_name``) from its latest
+            checkpoint instead of starting a new run.
+        run_name: an explicit run name (resumes that run if it exists in ``storage``).
+        spec: the model to train (default: ReasonBrain / ip2p from ``params.model``).
+        progress: show a progress bar (local Ray only).
+
+    Raises:
+        DatasetError: no training split in ``data_dir``.
+        CheckpointError: ``resume`` and no run with these params exists.
+        ConfigError: inconsistent training params.
+        ray.train.TrainingFailedError: the workers failed more than ``train.max_failures`` times.
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from reasonbrain.training.loop import train_loop_per_worker
+
+    data_dir, out_dir = Path(data_dir).resolve(), Path(out_dir).resolve()
+    _check_data(data_dir)
+    tp = params.train
+    if tp.batch_size % (tp.workers * tp.grad_accum_steps):
+        raise ConfigError(
+            f"train.batch_size {tp.batch_size} is not divisible by workers × grad_accum_steps "
+            f"({tp.workers} × {tp.grad_accum_steps})",
+            where="params.yaml train",
+            fix="choose a batch size that is a multiple of workers × grad_accum_steps",
+        )
+    store = resolve_storage(storage or (get_settings().home / "checkpoints"))
+    if run_name is None:
+        run_name = latest_run(store, params) if resume else new_run_name(params)
+    elif resume and run_name not in list_runs(store):
+        from reasonbrain.errors import CheckpointError
+
+        raise CheckpointError(f"no run named {run_name!r} to resume", where=store.uri)
+    spec = spec or reasonbrain_spec(params.model, data_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    ensure_ray()
+    import ray
+    import torch
+
+    init_ref = None
+    if not _has_checkpoint(store.uri, store, run_name):
+        torch.manual_seed(tp.seed)
+        model = spec.build()
+        with tempfile.TemporaryDirectory(prefix="rb-init-") as tmp:
+            save_model(model, Path(tmp) / "model")
+            init_ref = ray.put(dir_to_files(Path(tmp) / "model"))
+        del model
+
+    local = not os.environ.get("RAY_ADDRESS")
+    live_log = out_dir / ".live" / f"{run_name}.jsonl" if local else None
+    fail_at = os.environ.get(FAIL_AT_STEP_ENV)
+    job = LoopJob(
+        params=params,
+        data_dir=str(data_dir),
+        spec=spec,
+        init_model=init_ref,
+        run_name=run_name,
+        live_log=str(live_log) if live_log else None,
+        fail_at_step=int(fail_at) if fail_at else None,
+        fail_marker=str(out_dir / ".live" / f"{run_name}.failed") if fail_at else None,
+    )
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"job": job},
+        scaling_config=ScalingConfig(
+            num_workers=tp.workers,
+            use_gpu=tp.use_gpu,
+            resources_per_worker={"CPU": tp.cpus_per_worker},
+        ),
+        run_config=RunConfig(
+            name=run_name,
+            storage_path=store.path,
+            storage_filesystem=store.filesystem,
+            failure_config=FailureConfig(max_failures=tp.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=tp.keep_checkpoints),
+        ),
+    )
+    t0 = time.perf_counter()
+    desc = f"train {spec.name}"
+    with LiveProgress(live_log or Path(os.devnull), tp.max_steps, desc, progress and local):
+        result = trainer.fit()
+    seconds = time.perf_counter() - t0
+    if result.checkpoint is None:  # pragma: no cover - the loop always reports a checkpoint
+        raise DatasetError("training finished without a checkpoint", where=store.run_uri(run_name))
+    summary = export_checkpoint(result.checkpoint, out_dir)
+    ckpt_uri = f"{store.run_uri(run_name)}/{Path(result.checkpoint.path).name}"
+    res = TrainResult(
+        run_name=run_name,
+        run_uri=store.run_uri(run_name),
+        checkpoint_uri=ckpt_uri,
+        out_dir=out_dir,
+        model_dir=out_dir / MODEL_DIR,
+        metrics=summary,
+        seconds=seconds,
+    )
+    info = {**res.to_dict(), "params_hash": params.section_hash("model", "train")}
+    (out_dir / "run.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    if live_log is not None:
+        shutil.rmtree(live_log.parent, ignore_errors=True)
+    return res
+
+
+def export_checkpoint(checkpoint: Any, out_dir: Path) -> dict[str, Any]:
+    """Copy a checkpoint's model (EMA weights if present), log and samples into ``out_dir``."""
+    with checkpoint.as_directory() as d:
+        ckpt = Path(d)
+        src = ckpt / EMA_MODEL_DIR if (ckpt / EMA_MODEL_DIR).is_dir() else ckpt / MODEL_DIR
+        with staged_dir(out_dir / MODEL_DIR, force=True) as tmp:
+            shutil.copytree(src, tmp, dirs_exist_ok=True)
+        if (ckpt / SAMPLES_DIR).is_dir() and any((ckpt / SAMPLES_DIR).iterdir()):
+            with staged_dir(out_dir / SAMPLES_DIR, force=True) as tmp:
+                shutil.copytree(ckpt / SAMPLES_DIR, tmp, dirs_exist_ok=True)
+        rows = read_log(ckpt / LOG_FILE)
+    return write_outputs(out_dir, rows)
