@@ -95,12 +95,42 @@ class ModelParams(StrictModel):
 
 # -------------------------------------------------------------------------------------- train
 class TrainParams(StrictModel):
-    """Training loop (``reasonbrain train``)."""
+    """Training loop (``reasonbrain train``; see ``reasonbrain.training``).
+
+    ``batch_size`` is the *global* batch of one optimiser step: it is split over ``workers`` and
+    ``grad_accum_steps``, so changing the number of workers does not change what is learned.
+    """
 
     seed: int = 0
-    batch_size: int = Field(16, ge=1)
+    batch_size: int = Field(16, ge=1, description="global batch per optimiser step")
+    grad_accum_steps: int = Field(1, ge=1)
     max_steps: int = Field(1000, ge=1)
-    workers: int = Field(1, ge=1)
+    workers: int = Field(1, ge=1, description="Ray Train workers (data-parallel ranks)")
+    cpus_per_worker: int = Field(1, ge=1)
+    use_gpu: bool = False
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto = bf16 autocast on GPU, fp32 on CPU"
+    )
+    lr: float = Field(1e-3, gt=0, description="learning rate of every parameter group")
+    group_lr: dict[str, float] = Field(
+        default_factory=dict, description="per-group lr by kind (new_modules, lora, diffusion)"
+    )
+    weight_decay: float = Field(0.01, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = Field(50, ge=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine floor, fraction of the lr")
+    grad_clip: float = Field(1.0, ge=0, description="max gradient norm (0 = off)")
+    gradient_checkpointing: bool = False
+    ema_decay: float = Field(0.0, ge=0, lt=1, description="EMA of trained weights (0 = off)")
+    checkpoint_every: int = Field(200, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    max_failures: int = Field(2, ge=0, description="worker-group restarts before giving up")
+    val_every: int = Field(200, ge=1)
+    val_samples: int = Field(32, ge=0, description="fixed val subset (first N records)")
+    sample_images: int = Field(4, ge=0, description="sample edits saved at each validation")
+    sample_steps: int = Field(20, ge=1, description="denoising steps of the sample edits")
+    preload: bool = Field(True, description="decode every image once into memory")
 
 
 # --------------------------------------------------------------------------------------- eval
