@@ -1,0 +1,182 @@
+"""What every editing model shares: conditioning dropout, the training step API, save/load.
+
+:class:`EditModel` is the base of :class:`~reasonbrain.models.reasonbrain.ReasonBrainModel` and
+of the ``ip2p`` baseline. A subclass only says how to turn (source image, instruction, objects)
+into a conditioning sequence ``[B, L, cond_dim]`` (:meth:`EditModel.condition`).
+
+Training API (used by the Ray training loop)::
+
+    out = model(batch)          # batch as produced by reasonbrain.data.torch_dataset.collate_edits
+    out.loss.backward()         # = w_mllm · out.loss_mllm + w_dm · out.loss_dm
+    model.parameter_groups()    # {"new_modules": [...], "lora": [...], "diffusion": [...]}
+
+Conditioning dropout (DESIGN §4.6): per sample, with probability ``cond_drop_text`` the text/cue
+conditioning is replaced by the learned null conditioning, with ``cond_drop_image`` the source
+latent is zeroed, and with ``cond_drop_both`` both. These are exactly the three branches that
+InstructPix2Pix-style guidance evaluates at inference, so each is a trained unconditional branch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from reasonbrain.models.config import ReasonBrainConfig
+from reasonbrain.models.diffusion import DiffusionBackbone
+
+
+@dataclass
+class Conditioning:
+    """Output of the reasoning path for a batch."""
+
+    cond: torch.Tensor  # [B, L, cond_dim]
+    loss_mllm: torch.Tensor | None = None
+    rationales: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EditModelOutput:
+    """Losses of one training forward pass."""
+
+    loss: torch.Tensor
+    loss_mllm: torch.Tensor
+    loss_dm: torch.Tensor
+    drop_text: torch.Tensor  # [B] bool — which samples had text/cues dropped
+    drop_image: torch.Tensor  # [B] bool — which samples had the source image dropped
+
+
+class EditModel(nn.Module):
+    """Base class (see the module docstring).
+
+    Args:
+        config: the architecture.
+        diffusion: the diffusion backbone.
+        cond_len: length L of the conditioning sequence (for the null conditioning).
+    """
+
+    def __init__(self, config: ReasonBrainConfig, diffusion: DiffusionBackbone, cond_len: int):
+        super().__init__()
+        self.config = config
+        self.diffusion: Any = diffusion
+        self.null_cond = nn.Parameter(torch.zeros(1, cond_len, config.cond_dim))
+        self.tokenizer: Any = None
+        self.text_tokenizer: Any = None
+        #: state-dict key prefixes of frozen pretrained parts (not saved; reloaded from sources)
+        self.frozen_pretrained_prefixes: list[str] = []
+        #: config.json "meta" of a loaded model (params hash, data version, metrics)
+        self.meta: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ reasoning path
+    def condition(
+        self,
+        src: torch.Tensor,
+        instructions: list[str],
+        objects: list[list[str]] | None,
+        rationales: list[str] | None = None,
+        *,
+        inference: bool = False,
+    ) -> Conditioning:
+        """Conditioning sequence for a batch (subclasses implement)."""
+        raise NotImplementedError
+
+    def null_condition(self, batch_size: int) -> torch.Tensor:
+        """The learned unconditional sequence ``[B, L, cond_dim]`` (used by dropout and CFG)."""
+        return self.null_cond.expand(batch_size, -1, -1)
+
+    # ------------------------------------------------------------------ training
+    def sample_dropout(
+        self, batch_size: int, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw per-sample dropout decisions: ``(drop_text [B], drop_image [B])`` bool."""
+        c = self.config
+        u = torch.rand(batch_size, generator=generator)
+        t, i, b = c.cond_drop_text, c.cond_drop_image, c.cond_drop_both
+        text_only = u < t
+        image_only = (u >= t) & (u < t + i)
+        both = (u >= t + i) & (u < t + i + b)
+        return text_only | both, image_only | both
+
+    def forward(
+        self, batch: dict[str, Any], generator: torch.Generator | None = None
+    ) -> EditModelOutput:
+        """One training forward pass over a collated batch (see the module docstring)."""
+        device = self.null_cond.device
+        src = batch["src"].to(device)
+        tgt = batch["tgt"].to(device)
+        rationales = batch.get("target_caption") if self.config.use_rationale else None
+        conditioning = self.condition(
+            src,
+            list(batch["instruction"]),
+            batch.get("objects"),
+            list(rationales) if rationales is not None else None,
+        )
+        with torch.no_grad():
+            src_lat = self.diffusion.codec.encode(src)
+            tgt_lat = self.diffusion.codec.encode(tgt)
+        drop_text, drop_image = self.sample_dropout(src.shape[0], generator)
+        drop_text, drop_image = drop_text.to(device), drop_image.to(device)
+        cond = conditioning.cond
+        cond = torch.where(
+            drop_text[:, None, None], self.null_condition(cond.shape[0]).to(cond.dtype), cond
+        )
+        src_lat = src_lat * (~drop_image)[:, None, None, None].to(src_lat.dtype)
+        loss_dm = self.diffusion.loss(tgt_lat, src_lat, cond, generator=None)
+        loss_mllm = conditioning.loss_mllm
+        if loss_mllm is None:
+            loss_mllm = torch.zeros((), device=device)
+        c = self.config
+        loss = c.loss_weight_mllm * loss_mllm + c.loss_weight_dm * loss_dm
+        return EditModelOutput(loss, loss_mllm.detach(), loss_dm.detach(), drop_text, drop_image)
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters by kind, for per-group learning rates.
+
+        Returns:
+            ``{"new_modules": …, "lora": …, "diffusion": …}`` (each a list; frozen ones omitted).
+        """
+        groups: dict[str, list[nn.Parameter]] = {"new_modules": [], "lora": [], "diffusion": []}
+        for name, p in self.named_parameters():
+            if not p.requires_grad:
+                continue
+            if "lora_" in name:
+                groups["lora"].append(p)
+            elif name.startswith("diffusion."):
+                groups["diffusion"].append(p)
+            else:
+                groups["new_modules"].append(p)
+        return groups
+
+    # ------------------------------------------------------------------ persistence
+    def checkpoint_state(self) -> dict[str, torch.Tensor]:
+        """Every tensor a checkpoint must hold: all state except frozen pretrained weights."""
+        return {
+            k: v
+            for k, v in self.state_dict().items()
+            if "lora_" in k or not k.startswith(tuple(self.frozen_pretrained_prefixes))
+        }
+
+    def save_pretrained(
+        self,
+        directory: str | Path,
+        *,
+        params_hash: str | None = None,
+        data_version: str | None = None,
+        metrics: dict[str, float] | None = None,
+    ) -> Path:
+        """Write config, weights (safetensors), tokenizers and a model card atomically."""
+        from reasonbrain.models.checkpoint import save_pretrained
+
+        return save_pretrained(
+            self, directory, params_hash=params_hash, data_version=data_version, metrics=metrics
+        )
+
+    @classmethod
+    def from_pretrained(cls, ref: str | Path) -> EditModel:
+        """Load a model saved with :meth:`save_pretrained` (a directory or ``registry://`` ref)."""
+        from reasonbrain.models.checkpoint import from_pretrained
+
+        return from_pretrained(ref)

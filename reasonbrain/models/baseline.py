@@ -1,0 +1,65 @@
+"""The ``ip2p`` baseline: InstructPix2Pix (Brooks et al. 2023) on the same diffusion backbone.
+
+The UNet is conditioned on the CLIP text encoder's token features of the instruction alone (no
+MLLM, no FRCE, no CME), padded to a fixed length so that a sample's conditioning never depends on
+the rest of its batch. Everything else — codec, scheduler, conditioning dropout, guidance — is the
+shared :class:`~reasonbrain.models.base.EditModel` machinery, so comparisons isolate reasoning.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from reasonbrain.models.base import Conditioning, EditModel
+from reasonbrain.models.config import ReasonBrainConfig
+from reasonbrain.models.diffusion import DiffusionBackbone
+from reasonbrain.models.encoders import TextEncoder
+
+
+class InstructPix2PixModel(EditModel):
+    """Text-only conditioning. Build it with ``build_model(params, kind="ip2p")``.
+
+    Args:
+        config: architecture (``kind="ip2p"``).
+        text_tokenizer: tokenizer of the CLIP text encoder.
+        diffusion: the diffusion backbone.
+        pretrained: ``{"clip_text": CLIPTextModel}`` when loaded from weights.
+    """
+
+    def __init__(
+        self,
+        config: ReasonBrainConfig,
+        text_tokenizer: Any,
+        diffusion: DiffusionBackbone,
+        pretrained: dict[str, nn.Module] | None = None,
+    ) -> None:
+        config.check()
+        super().__init__(config, diffusion, config.max_text_tokens)
+        self.tokenizer = text_tokenizer
+        self.text_tokenizer = text_tokenizer
+        self.text_encoder = TextEncoder(
+            config.text,
+            text_tokenizer,
+            config.max_text_tokens,
+            model=(pretrained or {}).get("clip_text"),
+        )
+        width = self.text_encoder.hidden_size
+        self.proj: nn.Module = (
+            nn.Identity() if width == config.cond_dim else nn.Linear(width, config.cond_dim)
+        )
+
+    def condition(
+        self,
+        src: torch.Tensor,
+        instructions: list[str],
+        objects: list[list[str]] | None,
+        rationales: list[str] | None = None,
+        *,
+        inference: bool = False,
+    ) -> Conditioning:
+        """Instruction token features ``[B, max_text_tokens, cond_dim]``."""
+        tokens, _, _ = self.text_encoder(instructions)
+        return Conditioning(self.proj(tokens), None, ["" for _ in instructions])

@@ -1,0 +1,123 @@
+"""E_I and E_T: the CLIP image and text encoders (DESIGN §4.1; paper §3.1 "Encoders").
+
+- :class:`ImageEncoder` runs a ``CLIPVisionModel`` and concatenates the patch tokens of several
+  layers (the paper's "multi-scale" features), projected to the FRCE width.
+- :class:`TextEncoder` runs a ``CLIPTextModel`` and returns per-token features (for the CME text
+  branch) and pooled phrase embeddings (for the ID controller's object phrases).
+
+Both take ``[-1, 1]`` images / raw strings and do their own preprocessing, so the same code
+serves the tiny (random-init, 64 px) and paper (pretrained ViT-L/14) worlds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def clip_preprocess(images: torch.Tensor, size: int) -> torch.Tensor:
+    """``[-1, 1]`` images ``[B, 3, H, W]`` → CLIP-normalised pixels at ``size`` × ``size``."""
+    x = (images.float() + 1.0) / 2.0
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+    mean = x.new_tensor(CLIP_MEAN)[None, :, None, None]
+    std = x.new_tensor(CLIP_STD)[None, :, None, None]
+    return (x - mean) / std
+
+
+class ImageEncoder(nn.Module):
+    """CLIP vision tower giving multi-layer patch tokens ``[B, P, out_dim]`` (no CLS token).
+
+    Args:
+        vision_config: a ``CLIPVisionConfig`` dict.
+        feature_layers: indices into ``hidden_states`` (0 = embeddings, -1 = last layer).
+        out_dim: projection width (the FRCE width).
+        model: an already-loaded ``CLIPVisionModel`` (paper preset); built from the config if None.
+    """
+
+    def __init__(
+        self,
+        vision_config: dict[str, Any],
+        feature_layers: list[int],
+        out_dim: int,
+        model: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        from transformers import CLIPVisionConfig, CLIPVisionModel
+
+        cfg: Any = CLIPVisionConfig(**vision_config)
+        self.clip: Any = model if model is not None else CLIPVisionModel(cfg)
+        self.image_size = cfg.image_size
+        self.grid = cfg.image_size // cfg.patch_size
+        self.feature_layers = list(feature_layers)
+        self.proj = nn.Linear(cfg.hidden_size * len(feature_layers), out_dim)
+
+    @property
+    def num_patches(self) -> int:
+        """Number of patch tokens P (= grid²)."""
+        return self.grid * self.grid
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``[-1, 1]`` images ``[B, 3, H, W]`` → patch tokens ``[B, P, out_dim]``."""
+        pixels = clip_preprocess(images, self.image_size).to(self.proj.weight.dtype)
+        out = self.clip(pixel_values=pixels, output_hidden_states=True)
+        feats = [out.hidden_states[i][:, 1:] for i in self.feature_layers]  # drop CLS
+        return self.proj(torch.cat(feats, dim=-1))
+
+
+class TextEncoder(nn.Module):
+    """CLIP text tower for instruction tokens and object phrases.
+
+    Args:
+        text_config: a ``CLIPTextConfig`` dict (its ``eos_token_id`` locates the pooled token).
+        tokenizer: tokenizer that adds BOS/EOS with ``add_special_tokens=True``.
+        max_tokens: instructions are padded/truncated to this many tokens.
+        model: an already-loaded ``CLIPTextModel`` (paper preset); built from the config if None.
+    """
+
+    def __init__(
+        self,
+        text_config: dict[str, Any],
+        tokenizer: Any,
+        max_tokens: int,
+        model: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        from transformers import CLIPTextConfig, CLIPTextModel
+
+        cfg: Any = CLIPTextConfig(**text_config)
+        self.clip: Any = model if model is not None else CLIPTextModel(cfg)
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens
+        self.hidden_size = cfg.hidden_size
+
+    def tokenize(self, texts: list[str], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``input_ids`` and ``attention_mask`` ``[N, max_tokens]``."""
+        enc = self.tokenizer(
+            texts,
+            padding="max_length",
+            truncation=True,
+            max_length=self.max_tokens,
+            return_tensors="pt",
+        )
+        return enc["input_ids"].to(device), enc["attention_mask"].to(device)
+
+    def forward(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Encode ``texts``.
+
+        Returns:
+            ``tokens`` ``[N, L, hidden]``, ``mask`` ``[N, L]`` bool, ``pooled`` ``[N, hidden]``.
+        """
+        device = next(self.clip.parameters()).device
+        if not texts:
+            z = torch.zeros(0, self.max_tokens, self.hidden_size, device=device)
+            return z, torch.zeros(0, self.max_tokens, dtype=torch.bool, device=device), z[:, 0]
+        ids, mask = self.tokenize(texts, device)
+        out = self.clip(input_ids=ids, attention_mask=mask)
+        return out.last_hidden_state, mask.bool(), out.pooler_output
