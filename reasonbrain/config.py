@@ -82,15 +82,37 @@ class ValidateParams(StrictModel):
 
 
 # -------------------------------------------------------------------------------------- model
+class PretrainedWeights(StrictModel):
+    """Hub ids or local paths of the paper preset's pretrained parts (``None`` = preset default,
+    looked up under ``settings.weights_dir`` first)."""
+
+    llava: str | None = None
+    diffusion: str | None = Field(None, description="InstructPix2Pix/SD repo (unet/ + vae/)")
+    clip: str | None = None
+    sam: str | None = None
+
+
 class ModelParams(StrictModel):
     """Architecture and preset (see ``reasonbrain.models.presets``)."""
 
     preset: Literal["tiny", "paper"] = "tiny"
+    kind: Literal["reasonbrain", "ip2p"] = Field("reasonbrain", description="ip2p = baseline")
     image_size: int = Field(64, ge=32)
     use_patch_branch: bool = True
     use_region_branch: bool = True
     use_id_controller: bool = True
     use_cme: bool = True
+    use_rationale: bool = Field(True, description="L_MLLM also on the target caption")
+    prediction_type: Literal["epsilon", "v_prediction", "sample"] = "sample"
+    cond_drop_text: float = Field(0.05, ge=0, le=1)
+    cond_drop_image: float = Field(0.05, ge=0, le=1)
+    cond_drop_both: float = Field(0.05, ge=0, le=1)
+    loss_weight_mllm: float = Field(1.0, ge=0)
+    loss_weight_dm: float = Field(1.0, ge=0)
+    lora_rank: int = Field(8, ge=0, description="paper preset: LoRA rank on the LLM (0 = off)")
+    lora_alpha: int = Field(16, ge=1)
+    tokenizer_vocab_size: int = Field(1024, ge=64, description="tiny preset: BPE vocabulary")
+    weights: PretrainedWeights = Field(default_factory=PretrainedWeights)
 
 
 # -------------------------------------------------------------------------------------- train
