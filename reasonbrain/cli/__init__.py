@@ -15,6 +15,7 @@ import typer
 from reasonbrain import __version__
 from reasonbrain.cli import data as data_cli
 from reasonbrain.cli import evaluate as evaluate_cli
+from reasonbrain.cli import infra as infra_cli
 from reasonbrain.cli import model as model_cli
 from reasonbrain.cli import registry as registry_cli
 from reasonbrain.cli._common import console_err, state
@@ -31,6 +32,7 @@ app.add_typer(data_cli.app, name="data")
 app.command("evaluate")(evaluate_cli.evaluate)
 app.command("report")(evaluate_cli.report)
 app.add_typer(registry_cli.app, name="registry")
+app.add_typer(infra_cli.app, name="infra")
 app.command("edit")(model_cli.edit)
 
 
