@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Local stack: see infra/local/README.md. Extra arguments go to `reasonbrain infra down`.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+exec "${ROOT}/.venv/bin/reasonbrain" infra down "$@"
