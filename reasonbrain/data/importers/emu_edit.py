@@ -33,6 +33,7 @@ from reasonbrain.data.importers.base import (
     ImportItem,
     ImportOptions,
     ImportReport,
+    SourceRoot,
     normalise_split,
     safe_id,
     split_from_filename,
@@ -76,9 +77,10 @@ class EmuEditImporter(Importer[EmuEditOptions]):
         self, src: Path, options: EmuEditOptions, report: ImportReport
     ) -> Iterator[ImportItem]:
         """Yield one item per kept row (see the module docstring)."""
-        root, files = table_files(src)
+        base, files = table_files(src)
+        root = SourceRoot(base)
         report.note("no ground-truth targets: tgt_image is the source image, meta.has_target=false")
-        for row in iter_rows(root, files, REQUIRED):
+        for row in iter_rows(base, files, REQUIRED):
             in_cap = cell_text(row, "input_caption")
             out_cap = cell_text(row, "output_caption")
             if options.drop_same_caption and in_cap == out_cap:
@@ -87,7 +89,7 @@ class EmuEditImporter(Importer[EmuEditOptions]):
             yield self._item(row, root, in_cap, out_cap)
 
     @staticmethod
-    def _item(row: TableRow, root: Path, in_cap: str, out_cap: str) -> ImportItem:
+    def _item(row: TableRow, root: SourceRoot, in_cap: str, out_cap: str) -> ImportItem:
         value = row.values.get("split")
         if value is not None and value != "":
             split = normalise_split(value, where=f"{row.where} column 'split'")

@@ -36,6 +36,7 @@ from reasonbrain.data.importers.base import (
     ImportItem,
     ImportOptions,
     ImportReport,
+    SourceRoot,
     hash_split,
     normalise_split,
     safe_id,
@@ -85,13 +86,14 @@ class Ip2pImporter(Importer[Ip2pOptions]):
 
     def scan(self, src: Path, options: Ip2pOptions, report: ImportReport) -> Iterator[ImportItem]:
         """Yield one item per table row (see the module docstring for ids and splits)."""
-        root, files = table_files(src)
+        base, files = table_files(src)
+        root = SourceRoot(base)
         required = [options.input_column, options.instruction_column, options.output_column]
-        for row in iter_rows(root, files, required):
+        for row in iter_rows(base, files, required):
             yield self._item(row, root, options, report)
 
     def _item(
-        self, row: TableRow, root: Path, options: Ip2pOptions, report: ImportReport
+        self, row: TableRow, root: SourceRoot, options: Ip2pOptions, report: ImportReport
     ) -> ImportItem:
         raw_id = row.values.get(options.id_column)
         if raw_id is None or raw_id == "":

@@ -41,7 +41,7 @@ from reasonbrain.data.importers.base import (
     ImportItem,
     ImportOptions,
     ImportReport,
-    file_in_root,
+    SourceRoot,
     safe_id,
 )
 from reasonbrain.data.schema import Record
@@ -113,12 +113,13 @@ class MagicBrushImporter(Importer[MagicBrushOptions]):
         if not local:
             report.note(f"no {options.local_captions}: records have no target_caption")
         report.note("split: all turns in test (MagicBrush test set)")
+        files_root = SourceRoot(root)
         for img_id in sorted(sessions):
             turns = sessions[img_id]
             where = f"{sessions_path}: session {img_id!r}"
             if not isinstance(turns, list) or not turns:
                 raise ImportFormatError("a session must be a non-empty list of turns", where=where)
-            yield from self._session(root, str(img_id), turns, where, options, local, global_)
+            yield from self._session(files_root, str(img_id), turns, where, options, local, global_)
 
     @staticmethod
     def _test_dir(src: Path) -> Path:
@@ -142,7 +143,7 @@ class MagicBrushImporter(Importer[MagicBrushOptions]):
 
     def _session(
         self,
-        root: Path,
+        root: SourceRoot,
         img_id: str,
         turns: list[Any],
         where: str,
@@ -168,7 +169,7 @@ class MagicBrushImporter(Importer[MagicBrushOptions]):
             rel: dict[str, str] = {}
             for key in ("input", "output", "mask"):
                 name = turn[key]
-                path = file_in_root(root, f"{folder}/{name}", where=twhere, what=f"{key} image")
+                path = root.file(f"{folder}/{name}", where=twhere, what=f"{key} image")
                 rel[key] = f"{out_folder}/{name}"
                 files[rel[key]] = ImageSource(origin=twhere, path=path)
             if first_input is None:

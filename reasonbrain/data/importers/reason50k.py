@@ -16,8 +16,9 @@ kept in ``meta.source_id``.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from reasonbrain.data.importers.base import (
@@ -27,7 +28,7 @@ from reasonbrain.data.importers.base import (
     ImportItem,
     ImportOptions,
     ImportReport,
-    file_in_root,
+    SourceRoot,
     safe_id,
 )
 from reasonbrain.data.schema import SPLITS, ManifestLineError, manifest_path, parse_line
@@ -37,7 +38,7 @@ from reasonbrain.errors import ImportFormatError
 def meta_image_paths(value: Any) -> Iterator[str]:
     """Every string inside ``meta`` (nested dicts/lists) that names an image file by suffix."""
     if isinstance(value, str):
-        if PurePosixPath(value).suffix.lower() in IMAGE_SUFFIXES:
+        if posixpath.splitext(value)[1].lower() in IMAGE_SUFFIXES:
             yield value
     elif isinstance(value, dict):
         for v in value.values():
@@ -74,15 +75,16 @@ class Reason50kImporter(Importer[ImportOptions]):
         missing = [s for s in SPLITS if s not in splits]
         if missing:
             report.note(f"splits absent in the source (written empty): {', '.join(missing)}")
+        root = SourceRoot(src)
         for split in splits:
             path = manifest_path(src, split)
             with path.open(encoding="utf-8") as fh:
                 for lineno, line in enumerate(fh, start=1):
                     if line.strip():
-                        yield self._item(src, split, path, lineno, line)
+                        yield self._item(root, split, path, lineno, line)
 
     @staticmethod
-    def _item(src: Path, split: str, path: Path, lineno: int, line: str) -> ImportItem:
+    def _item(root: SourceRoot, split: str, path: Path, lineno: int, line: str) -> ImportItem:
         where = f"{path}:{lineno}"
         try:
             record = parse_line(line, path, lineno)
@@ -93,7 +95,7 @@ class Reason50kImporter(Importer[ImportOptions]):
         files: dict[str, ImageSource] = {}
         for rel in (record.src_image, record.tgt_image, *meta_image_paths(record.meta)):
             if rel not in files:
-                files[rel] = ImageSource(origin=where, path=file_in_root(src, rel, where=where))
+                files[rel] = ImageSource(origin=where, path=root.file(rel, where=where))
         clean = safe_id(record.id, where=where)
         if clean != record.id:
             meta = {**(record.meta or {}), "source_id": record.id}

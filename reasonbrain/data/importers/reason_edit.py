@@ -31,7 +31,7 @@ from reasonbrain.data.importers.base import (
     ImportItem,
     ImportOptions,
     ImportReport,
-    file_in_root,
+    SourceRoot,
     safe_id,
 )
 from reasonbrain.data.schema import Record
@@ -82,10 +82,10 @@ class ReasonEditImporter(Importer[ImportOptions]):
         report.note("no ground-truth targets: tgt_image is the source image, meta.has_target=false")
         report.note("split: all records in test (Reason-Edit is a test benchmark)")
         for _, folder in folders:
-            yield from self._folder(src, folder)
+            yield from self._folder(SourceRoot(src), folder)
 
     @staticmethod
-    def _folder(src: Path, folder: Path) -> Iterator[ImportItem]:
+    def _folder(src: SourceRoot, folder: Path) -> Iterator[ImportItem]:
         category = folder_category(folder.name)
         assert category is not None
         texts = sorted(p for p in folder.glob("*.txt") if p.is_file())
@@ -147,11 +147,11 @@ class ReasonEditImporter(Importer[ImportOptions]):
             )
             files = {
                 src_rel: ImageSource(
-                    origin=where, path=file_in_root(src, f"{folder.name}/{image.name}", where=where)
+                    origin=where, path=src.file(f"{folder.name}/{image.name}", where=where)
                 ),
                 mask_rel: ImageSource(
                     origin=where,
-                    path=file_in_root(src, f"{folder.name}/{mask.name}", where=where, what="mask"),
+                    path=src.file(f"{folder.name}/{mask.name}", where=where, what="mask"),
                 ),
             }
             yield ImportItem(split="test", record=record, files=files, origin=where)

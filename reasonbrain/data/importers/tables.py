@@ -21,8 +21,8 @@ from typing import Any
 
 from reasonbrain.data.importers.base import (
     ImageSource,
+    SourceRoot,
     embedded_suffix,
-    file_in_root,
     image_suffix,
 )
 from reasonbrain.errors import ImportFormatError
@@ -152,7 +152,7 @@ def _jsonl_rows(path: Path, rel: str, required: Sequence[str]) -> Iterator[Table
             index += 1
 
 
-def cell_image(row: TableRow, column: str, root: Path) -> tuple[ImageSource, str]:
+def cell_image(row: TableRow, column: str, root: SourceRoot) -> tuple[ImageSource, str]:
     """The image in ``row[column]`` and the suffix its output file should have.
 
     Raises:
@@ -175,9 +175,9 @@ def cell_image(row: TableRow, column: str, root: Path) -> tuple[ImageSource, str
                 fix="store image paths relative to the table file",
             )
         # relative to the table file; "../images/x.png" is fine while it stays inside the root
-        base = row.file.parent.relative_to(root).as_posix()
+        base = row.file.parent.relative_to(root.root).as_posix()
         rel = posixpath.normpath(posixpath.join(base, value))
-        path = file_in_root(root, rel, where=where)
+        path = root.file(rel, where=where)
         return ImageSource(origin=where, path=path), image_suffix(value)
     raise ImportFormatError(
         "no image in this cell",
