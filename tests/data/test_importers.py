@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from reasonbrain.cli import app, main
 from reasonbrain.data.importers import IMPORTERS, import_dataset
 from reasonbrain.data.importers.base import hash_split, safe_id
+from reasonbrain.data.prepare import DatasetSummary
 from reasonbrain.data.schema import read_manifest
 from reasonbrain.errors import ConfigError, DatasetError, ImportFormatError
 from tests.data.test_importers_fixtures import (
@@ -76,7 +77,8 @@ def test_reason50k_hardlink_option(src: Path, tmp_path: Path) -> None:
 
 def test_missing_splits_are_written_empty(src: Path, tmp_path: Path) -> None:
     (src / "val.jsonl").unlink()
-    summary = import_dataset("reason50k", src, tmp_path / "out")
+    summary = import_dataset("reason50k", src, tmp_path / "out", progress=True)
+    assert isinstance(summary, DatasetSummary) and summary.total == 5
     assert summary.counts["val"] == 0
     assert (tmp_path / "out/val.jsonl").read_text() == ""
     assert any("val" in n for n in summary.notes)
