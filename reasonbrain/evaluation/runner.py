@@ -363,7 +363,6 @@ def evaluate(
         ConfigError / DatasetError: bad model, data, split or output directory.
     """
     from reasonbrain.config import get_settings
-    from reasonbrain.evaluation.aggregate import aggregate
 
     cfg = settings or get_settings()
     data, out = Path(data), Path(out)
@@ -397,27 +396,46 @@ def evaluate(
         _consume(batches, out, len(todo), progress, done)
     seconds = time.perf_counter() - t0
     rows = [done[r.id] for r in records if r.id in done]
+    info = {
+        **key,
+        "limit": limit,
+        "engine": engine,
+        "evaluated_now": len(todo),
+        "resumed_from": len(records) - len(todo),
+        "seconds": round(seconds, 3),
+    }
+    doc = write_metrics(out, rows, params, cfg, info)
+    return EvalSummary(out, len(records), len(records) - len(todo), len(todo), seconds, doc)
+
+
+def write_metrics(
+    out: Path,
+    rows: Sequence[dict[str, Any]],
+    params: EvalParams,
+    settings: Settings,
+    run_info: dict[str, Any],
+) -> dict[str, Any]:
+    """Aggregate ``rows`` and write ``OUT/metrics.json`` and ``OUT/per_category.json``.
+
+    Returns:
+        The ``metrics.json`` document: ``run`` (``run_info`` + sample count), ``config`` (what
+        produced every number), ``overall``, ``by_category``, ``by_family``, ``by_holdout``.
+    """
+    from reasonbrain.evaluation.aggregate import aggregate
+
     metrics = aggregate(
         rows, resamples=params.bootstrap_resamples, level=params.ci_level, seed=params.seed
     )
     doc = {
-        "run": {
-            **key,
-            "limit": limit,
-            "engine": engine,
-            "samples": len(rows),
-            "evaluated_now": len(todo),
-            "resumed_from": len(records) - len(todo),
-            "seconds": round(seconds, 3),
-        },
-        "config": describe_config(params, cfg, rows),
+        "run": {**run_info, "samples": len(rows)},
+        "config": describe_config(params, settings, rows),
         **{k: v for k, v in metrics.items() if k != "per_category"},
     }
     atomic_write_bytes(out / METRICS, json.dumps(doc, indent=2, allow_nan=False).encode())
     atomic_write_bytes(
         out / PER_CATEGORY, json.dumps(metrics["per_category"], indent=2).encode("utf-8")
     )
-    return EvalSummary(out, len(records), len(records) - len(todo), len(todo), seconds, doc)
+    return doc
 
 
 def _consume(

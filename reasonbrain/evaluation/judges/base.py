@@ -118,7 +118,7 @@ class Judge(ABC):
 
 
 _SCORE_LIST = re.compile(r'"score"\s*:\s*\[\s*([0-9.]+)\s*,\s*([0-9.]+)\s*\]')
-_NUMBER = re.compile(r"(?<![0-9.])(10(?:\.0+)?|[0-9](?:\.[0-9]+)?)(?![0-9.])")
+_NUMBER = re.compile(r"(?<![0-9.])(10(?:\.0+)?|[0-9](?:\.[0-9]+)?)(?![0-9]|\.[0-9])")
 
 
 def parse_scores(text: str) -> float | None:
