@@ -9,9 +9,10 @@ Every line is parsed with :func:`reasonbrain.data.schema.parse_line` (a bad line
 with its file and line number). Each referenced image — ``src_image``, ``tgt_image`` and any
 image path inside ``meta`` (ReasonSynth's mask and counterfactual outcomes) — must lie inside
 SRC (symlinks included) and decode. Records, categories and ``meta`` are kept as they are; paths
-keep their relative form, so the output is a verified copy of SRC. An id that is not safe as a
-file name is cleaned (:func:`~reasonbrain.data.importers.base.safe_id`) and the original is
-kept in ``meta.source_id``.
+keep their relative form, so the output is a verified copy of SRC's examples (files that no
+record references, such as a generator's own metadata, are not copied). An id that is not safe
+as a file name is cleaned (:func:`~reasonbrain.data.importers.base.safe_id`) and the original
+is kept in ``meta.source_id``.
 """
 
 from __future__ import annotations
