@@ -1,0 +1,210 @@
+"""ReasonBrainModel behaviour: shapes, masks, losses, dropout, ablations, LoRA placement."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from reasonbrain.models.presets import parameter_counts
+from tests.model.conftest import INSTRUCTIONS, build_tiny, make_batch
+
+
+def test_condition_shapes_and_losses(tiny_model: Any) -> None:
+    c = tiny_model.config
+    batch = make_batch(3)
+    with torch.no_grad():
+        cond = tiny_model.condition(batch["src"], batch["instruction"], batch["objects"])
+    assert cond.cond.shape == (3, c.num_queries + 2 * c.cme_queries, c.cond_dim)
+    assert cond.cond.dtype == torch.float32
+    assert tiny_model.null_condition(3).shape == cond.cond.shape
+    with torch.no_grad():
+        out = tiny_model(batch)
+    for v in (out.loss, out.loss_mllm, out.loss_dm):
+        assert v.ndim == 0 and torch.isfinite(v)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_no_nan_with_zero_regions_and_zero_objects(tiny_model: Any, train: bool) -> None:
+    batch = make_batch(2, blank=True)
+    batch["objects"] = [[], []]
+    _, valid = tiny_model.proposer.propose(batch["src"])
+    assert not valid.any()
+    tiny_model.train(train)
+    try:
+        out = tiny_model(batch)
+        out.loss.backward()
+        cond = tiny_model.condition(batch["src"], batch["instruction"], [[], []], inference=True)
+    finally:
+        tiny_model.zero_grad(set_to_none=True)
+        tiny_model.eval()
+    assert torch.isfinite(out.loss) and torch.isfinite(cond.cond).all()
+    for name, p in tiny_model.named_parameters():
+        if p.grad is not None:
+            assert torch.isfinite(p.grad).all(), name
+
+
+def test_text_padding_does_not_change_guidance(tiny_model: Any) -> None:
+    src = make_batch(2)["src"]
+    short, long = "Show it tomorrow.", INSTRUCTIONS[0] + " And what about the blue balloon?"
+    with torch.no_grad():
+        alone = tiny_model.condition(src[:1], [short], [[]]).cond
+        batched = tiny_model.condition(src, [short, long], [[], ["blue balloon"]]).cond
+    torch.testing.assert_close(batched[:1], alone, atol=1e-5, rtol=1e-4)
+
+
+def test_mllm_targets_are_exactly_rationale_and_img_tokens(tiny_model: Any) -> None:
+    mllm = tiny_model.mllm
+    base = tiny_model.config.base_vocab_size
+    instr = ["What if the red candle burned?", "Show it."]
+    tokens = mllm.build_tokens(instr, n_cue=5)
+    assert torch.equal(tokens.target_mask, tokens.ids >= base)
+    assert (tokens.target_mask.sum(1) == tiny_model.config.num_img_tokens).all()
+    rat = ["the red candle is a stub", ""]
+    with_r = mllm.build_tokens(instr, n_cue=5, rationales=rat)
+    n_rat = len(tiny_model.tokenizer(rat[0], add_special_tokens=False)["input_ids"])
+    assert with_r.target_mask[0].sum() == n_rat + tiny_model.config.num_img_tokens
+    assert with_r.target_mask[1].sum() == tiny_model.config.num_img_tokens
+    # the rationale targets are the last tokens before [IMG_0]
+    row = with_r.ids[0][with_r.target_mask[0]]
+    expected = tiny_model.tokenizer(rat[0], add_special_tokens=False)["input_ids"]
+    assert row[:n_rat].tolist() == expected
+
+
+def test_mllm_loss_reads_only_positions_before_targets(tiny_model: Any) -> None:
+    mllm = tiny_model.mllm
+    tokens = mllm.build_tokens(["What if the red candle burned?"], 0, ["a stub"])
+    h = torch.randn(1, tokens.ids.shape[1], mllm.hidden_size, requires_grad=True)
+    mllm.mllm_loss(tokens, h).backward()
+    assert h.grad is not None
+    used = h.grad.abs().sum(-1)[0] > 0
+    expected = torch.zeros_like(used)
+    expected[:-1] = tokens.target_mask[0, 1:]
+    assert torch.equal(used, expected)
+    tiny_model.zero_grad(set_to_none=True)
+
+
+def test_img_states_are_gathered_by_token_id_not_position(tiny_model: Any) -> None:
+    mllm = tiny_model.mllm
+    tokens = mllm.build_tokens(["Show it.", "What if the red candle burned for many hours?"], 0)
+    h = torch.randn(2, tokens.ids.shape[1], mllm.hidden_size)
+    got = mllm.gather_img_states(tokens.ids, h)
+    for b in range(2):
+        for i, tid in enumerate(mllm.img_ids.tolist()):
+            pos = (tokens.ids[b] == tid).nonzero().item()
+            assert torch.equal(got[b, i], h[b, pos])
+    # row 0 is right-padded: its [IMG] tokens are NOT the last r positions
+    assert not torch.equal(got[0], h[0, -mllm.img_ids.numel() :])
+    broken = tokens.ids.clone()
+    broken[0, broken[0] == mllm.img_ids[0]] = mllm.pad_id
+    with pytest.raises(ValueError, match="exactly once"):
+        mllm.gather_img_states(broken, h)
+
+
+def test_conditioning_dropout_rates(tiny_model: Any) -> None:
+    c = tiny_model.config
+    g = torch.Generator().manual_seed(0)
+    n = 200_000
+    text, image = tiny_model.sample_dropout(n, g)
+    both = (text & image).float().mean().item()
+    assert abs(both - c.cond_drop_both) < 0.004
+    assert abs((text & ~image).float().mean().item() - c.cond_drop_text) < 0.004
+    assert abs((image & ~text).float().mean().item() - c.cond_drop_image) < 0.004
+
+
+def test_dropout_replaces_cond_with_null_and_zeroes_source(
+    tiny_model: Any, monkeypatch: Any
+) -> None:
+    seen: dict[str, torch.Tensor] = {}
+
+    def spy(tgt: torch.Tensor, src: torch.Tensor, cond: torch.Tensor, generator: Any = None) -> Any:
+        seen["src"], seen["cond"] = src, cond
+        return tgt.sum() * 0
+
+    monkeypatch.setattr(tiny_model.diffusion, "loss", spy)
+    cfg = tiny_model.config
+    batch = make_batch(2)
+    for rates, drop_t, drop_i in (
+        ((1, 0, 0), True, False),
+        ((0, 1, 0), False, True),
+        ((0, 0, 1), True, True),
+        ((0, 0, 0), False, False),
+    ):
+        monkeypatch.setattr(cfg, "cond_drop_text", rates[0])
+        monkeypatch.setattr(cfg, "cond_drop_image", rates[1])
+        monkeypatch.setattr(cfg, "cond_drop_both", rates[2])
+        with torch.no_grad():
+            out = tiny_model(batch)
+        null = tiny_model.null_condition(2)
+        assert bool(out.drop_text.all()) is drop_t and bool(out.drop_image.all()) is drop_i
+        assert torch.equal(seen["cond"], null) is drop_t
+        assert bool((seen["src"] == 0).all()) is drop_i
+
+
+def _top(model: Any) -> set[str]:
+    return {n.rsplit(".weight", 1)[0].rsplit(".bias", 1)[0] for n, _ in model.named_parameters()}
+
+
+@pytest.mark.slow
+def test_ablation_switches_change_the_parameter_set(tiny_model: Any) -> None:
+    full = set(parameter_counts(tiny_model))
+    assert {"visual_branch", "id_controller", "cme_visual", "cme_text", "text_encoder"} <= full
+    no_patch = build_tiny(use_patch_branch=False)
+    assert not any(".patch_blocks." in n for n in _top(no_patch))
+    assert any(".patch_blocks." in n for n in _top(tiny_model))
+    no_region = build_tiny(use_region_branch=False)
+    assert no_region.proposer is None
+    assert not any("region_" in n for n in _top(no_region))
+    no_id = build_tiny(use_id_controller=False)
+    assert {"id_controller", "cme_text", "text_encoder", "phrase_proj"}.isdisjoint(
+        parameter_counts(no_id)
+    )
+    assert "cme_visual" in parameter_counts(no_id)
+    no_cme = build_tiny(use_cme=False)
+    assert {"cme_visual", "cme_text"}.isdisjoint(parameter_counts(no_cme))
+    assert no_cme.null_cond.shape[1] == tiny_model.config.num_queries
+    base = build_tiny(
+        use_patch_branch=False, use_region_branch=False, use_id_controller=False, use_cme=False
+    )
+    assert set(parameter_counts(base)) == {
+        "null_cond",
+        "diffusion.unet",
+        "mllm.llava",
+        "mllm.new_embed",
+        "mllm.new_head",
+        "qformer",
+        "total",
+    }
+    with torch.no_grad():
+        out = base(make_batch(2))
+    assert torch.isfinite(out.loss)
+
+
+def test_ip2p_baseline_shares_the_unet_config(tiny_model: Any) -> None:
+    ip2p = build_tiny(kind="ip2p")
+    assert ip2p.config.unet == tiny_model.config.unet
+    assert set(parameter_counts(ip2p)) == {"null_cond", "diffusion.unet", "text_encoder", "total"}
+    out = ip2p(make_batch(2))
+    assert torch.isfinite(out.loss) and out.loss_mllm == 0
+
+
+def test_lora_lands_only_in_the_language_model() -> None:
+    model = build_tiny(use_rationale=False)
+    assert not any("lora_" in n for n, _ in model.named_parameters())
+    from reasonbrain.models.presets import model_from_config
+
+    cfg = model.config.model_copy(update={"lora_rank": 4})
+    lora = model_from_config(cfg, model.tokenizer, model.text_tokenizer)
+    names = [n for n, _ in lora.named_parameters() if "lora_" in n]
+    assert names and all(n.startswith("mllm.llava.model.language_model.") for n in names)
+    assert not any("vision_tower" in n or "multi_modal_projector" in n for n in names)
+    for n, p in lora.mllm.llava.named_parameters():
+        assert p.requires_grad == ("lora_" in n), n
+    assert lora.mllm.new_embed.weight.requires_grad  # new tokens stay trainable
+    groups = lora.parameter_groups()
+    assert len(groups["lora"]) == len(names) and groups["diffusion"] and groups["new_modules"]
+    assert (
+        "mllm.llava.model.language_model.layers.0.self_attn.q_proj.lora_A.default.weight"
+        in lora.checkpoint_state()
+    )
