@@ -356,7 +356,7 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = Field(
         None, description="S3-compatible endpoint (AWS_ENDPOINT_URL wins when both are set)"
     )
-    s3_part_size_mb: int = Field(64, ge=5, description="multipart threshold and part size, MiB")
+    s3_part_size_mb: int = Field(8, ge=5, description="multipart threshold and part size, MiB")
     store_retries: int = Field(4, ge=1, description="attempts for transient store errors")
     clip_weights: Path | None = Field(None, description="local CLIP dir (default weights_dir/clip)")
     dino_weights: Path | None = Field(None, description="local DINO dir (default weights_dir/dino)")

@@ -39,7 +39,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload
 
 from reasonbrain.errors import RegistryError
-from reasonbrain.registry.checksums import FileEntry, manifest_digest, scan_dir
+from reasonbrain.registry.checksums import FileEntry, list_files, manifest_digest
 from reasonbrain.registry.db import Database, open_db
 from reasonbrain.registry.refs import ModelRef, check_alias, check_name, parse_ref
 from reasonbrain.registry.store import ObjectStore, join_key, open_store
@@ -177,13 +177,13 @@ class Registry:
         for a in aliases:
             check_alias(a)
         src = Path(model_dir)
-        entries = scan_dir(src)
+        list_files(src)  # a clear error for a missing/empty directory before any upload
         lin = dict(lineage or {})
         if run_id is not None:
             lin.update(self._run_lineage(run_id))
         key = join_key(MODELS, name, uuid.uuid4().hex)
-        # 1-2. stage under an unreferenced key; each put verifies size + sha256
-        self.store.put_dir(src, key, entries)
+        # 1-2. stage under an unreferenced key; each file is hashed, uploaded, then verified
+        entries = self.store.put_tree(src, key)
         # 3. commit the row (the version becomes visible)
         mv = self._commit_version(name, key, entries, run_id, lin, description, aliases)
         # 4. finalise: the store-side record of the committed version

@@ -52,8 +52,8 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def scan_dir(root: Path) -> list[FileEntry]:
-    """The manifest of every regular file under ``root`` (symlinks and hidden cache dirs too).
+def list_files(root: Path) -> list[str]:
+    """Relative POSIX paths of every regular file under ``root``, sorted.
 
     Raises:
         StoreError: ``root`` is not a directory or holds no files.
@@ -61,14 +61,23 @@ def scan_dir(root: Path) -> list[FileEntry]:
     root = Path(root)
     if not root.is_dir():
         raise StoreError("not a directory", where=str(root), fix="pass a model directory")
-    entries = [
-        FileEntry(p.relative_to(root).as_posix(), p.stat().st_size, sha256_file(p))
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    ]
-    if not entries:
+    paths = [p.relative_to(root).as_posix() for p in sorted(root.rglob("*")) if p.is_file()]
+    if not paths:
         raise StoreError("directory holds no files", where=str(root), fix="pass a model directory")
-    return entries
+    return paths
+
+
+def scan_dir(root: Path) -> list[FileEntry]:
+    """The manifest of every regular file under ``root``.
+
+    Raises:
+        StoreError: ``root`` is not a directory or holds no files.
+    """
+    root = Path(root)
+    return [
+        FileEntry(rel, (root / rel).stat().st_size, sha256_file(root / rel))
+        for rel in list_files(root)
+    ]
 
 
 def manifest_digest(entries: list[FileEntry]) -> str:

@@ -15,11 +15,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import boto3
 from boto3.exceptions import Boto3Error
@@ -43,6 +45,33 @@ T = TypeVar("T")
 META_SHA = "sha256"
 
 
+class _HashingSink(io.RawIOBase):
+    """A write-only, non-seekable file that hashes what it writes.
+
+    Being non-seekable makes s3transfer hand over the (concurrently fetched) parts in order, so
+    the sha256 is computed while the download runs instead of in a second pass over the file.
+    """
+
+    def __init__(self, fh: BinaryIO) -> None:
+        super().__init__()
+        self._fh = fh
+        self._h = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def write(self, b: Any) -> int:
+        self._h.update(b)
+        return self._fh.write(b)
+
+    def hexdigest(self) -> str:
+        """sha256 of everything written so far."""
+        return self._h.hexdigest()
+
+
 class S3Store(ObjectStore):
     """Objects under ``s3://bucket/prefix``.
 
@@ -61,7 +90,7 @@ class S3Store(ObjectStore):
         prefix: str = "",
         *,
         endpoint_url: str | None = None,
-        part_size: int = 64 * 1024 * 1024,
+        part_size: int = 8 * 1024 * 1024,
         retries: int = 4,
         max_concurrency: int = 10,
     ) -> None:
@@ -211,14 +240,16 @@ class S3Store(ObjectStore):
             expected = sha256 or (info.sha256 if info else None)
             tmp = _tmp_beside(dest)
             try:
-                self._call(
-                    lambda: self.client.download_file(
-                        self.bucket, self._key(key), str(tmp), Config=self.transfer
-                    ),
-                    key,
-                    "download",
-                )
-                got = sha256_file(tmp)
+                with open(tmp, "wb") as fh:
+                    sink = _HashingSink(fh)
+                    self._call(
+                        lambda: self.client.download_fileobj(
+                            self.bucket, self._key(key), sink, Config=self.transfer
+                        ),
+                        key,
+                        "download",
+                    )
+                got = sink.hexdigest()
                 if expected is not None and got != expected:
                     raise ChecksumMismatch(
                         f"sha256 mismatch: expected {expected[:12]}…, got {got[:12]}…; "
@@ -235,8 +266,6 @@ class S3Store(ObjectStore):
         return with_retries(attempt, attempts=self.retries, what=self.uri_for(key))
 
     def put_bytes(self, data: bytes, key: str) -> ObjectInfo:
-        import hashlib
-
         sha = hashlib.sha256(data).hexdigest()
         self._call(
             lambda: self.client.put_object(

@@ -28,10 +28,11 @@ from typing import TypeVar
 from urllib.parse import unquote, urlparse
 
 from reasonbrain.errors import StoreError
-from reasonbrain.registry.checksums import CHUNK, FileEntry, sha256_file
+from reasonbrain.registry.checksums import CHUNK, FileEntry, list_files, sha256_file
 
 log = logging.getLogger("reasonbrain.registry")
 T = TypeVar("T")
+A = TypeVar("A")
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,22 @@ class ObjectStore(ABC):
 
         return _run_all(one, entries, workers)
 
+    def put_tree(self, src: Path, prefix: str, *, workers: int = 4) -> list[FileEntry]:
+        """Hash and upload every file under ``src``; returns the manifest (sorted by path).
+
+        Each file is hashed inside its upload worker, so hashing one file overlaps the upload
+        of others instead of costing a separate pass over the whole directory first.
+        """
+        src = Path(src)
+        paths = sorted(list_files(src), key=lambda rel: -(src / rel).stat().st_size)
+
+        def one(rel: str) -> FileEntry:
+            entry = FileEntry(rel, (src / rel).stat().st_size, sha256_file(src / rel))
+            self.put_file(src / rel, join_key(prefix, rel), sha256=entry.sha256)
+            return entry
+
+        return sorted(_run_all(one, paths, workers), key=lambda e: e.path)
+
     def get_dir(
         self, prefix: str, dest: Path, entries: list[FileEntry], *, workers: int = 4
     ) -> None:
@@ -158,9 +175,7 @@ class ObjectStore(ABC):
         _run_all(one, entries, workers)
 
 
-def _run_all(
-    fn: Callable[[FileEntry], ObjectInfo], entries: list[FileEntry], workers: int
-) -> list[ObjectInfo]:
+def _run_all(fn: Callable[[A], T], entries: list[A], workers: int) -> list[T]:
     """Apply ``fn`` to every entry on a few threads; the first failure cancels what has not
     started yet (a failed registration should not keep uploading) and is re-raised."""
     pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(entries))))

@@ -172,7 +172,7 @@ def test_s3_failure_mid_registration_leaves_no_row_and_gc_cleans(
 
     with monkeypatch.context() as m:
         m.setattr(S3Store, "put_file", failing_put)
-        m.setattr(reg.store, "put_dir", _serial_put_dir(reg.store))
+        m.setattr(reg.store, "put_tree", _serial_put_tree(reg.store))
         with pytest.raises(StoreError, match="InternalError"):
             reg.register(model_dir, "tiny")
     assert _count_versions(reg) == 0
@@ -186,14 +186,14 @@ def test_s3_failure_mid_registration_leaves_no_row_and_gc_cleans(
     assert reg.register(model_dir, "tiny").version == 1
 
 
-def _serial_put_dir(store: S3Store):  # type: ignore[no-untyped-def]
-    """put_dir with one worker, so that "the third upload fails" is deterministic."""
-    real = store.put_dir
+def _serial_put_tree(store: S3Store):  # type: ignore[no-untyped-def]
+    """put_tree with one worker, so that "the third upload fails" is deterministic."""
+    real = store.put_tree
 
-    def put_dir(src, prefix, entries, *, workers=4):  # type: ignore[no-untyped-def]
-        return real(src, prefix, entries, workers=1)
+    def put_tree(src, prefix, *, workers=4):  # type: ignore[no-untyped-def]
+        return real(src, prefix, workers=1)
 
-    return put_dir
+    return put_tree
 
 
 def test_db_failure_leaves_no_visible_version_and_gc_cleans(reg: Registry, model_dir: Path) -> None:
