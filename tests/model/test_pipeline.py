@@ -1,0 +1,154 @@
+"""ReasonBrainPipeline: determinism, batching, reasoning once per edit, CLI edit end to end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from reasonbrain.data.torch_dataset import to_pil
+from reasonbrain.inference.pipeline import ReasonBrainPipeline
+from tests.model.conftest import make_batch
+
+
+def _edit(pipe: ReasonBrainPipeline, seed: int, steps: int = 3) -> Any:
+    batch = make_batch(2)
+    return pipe(
+        [to_pil(x) for x in batch["src"]],
+        batch["instruction"],
+        num_inference_steps=steps,
+        generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def test_deterministic_for_a_generator_and_batched(tiny_model: Any) -> None:
+    pipe = ReasonBrainPipeline(tiny_model)
+    a, b, c = _edit(pipe, 0), _edit(pipe, 0), _edit(pipe, 1)
+    assert len(a.images) == 2 and a.images[0].size == (64, 64) and a.images[0].mode == "RGB"
+    assert [i.tobytes() for i in a.images] == [i.tobytes() for i in b.images]
+    assert [i.tobytes() for i in a.images] != [i.tobytes() for i in c.images]
+    assert len(a.rationales) == 2 and all(isinstance(r, str) for r in a.rationales)
+    assert a.rationales == b.rationales
+
+
+def test_reasoning_path_runs_once_per_edit(tiny_model: Any) -> None:
+    calls = {"qformer": 0, "mllm_reason": 0, "cme": 0, "image_encoder": 0, "unet": 0}
+    hooks = [
+        tiny_model.qformer.register_forward_hook(
+            lambda *_: calls.__setitem__("qformer", calls["qformer"] + 1)
+        ),
+        tiny_model.cme_visual.register_forward_hook(
+            lambda *_: calls.__setitem__("cme", calls["cme"] + 1)
+        ),
+        tiny_model.image_encoder.register_forward_hook(
+            lambda *_: calls.__setitem__("image_encoder", calls["image_encoder"] + 1)
+        ),
+        tiny_model.diffusion.unet.register_forward_hook(
+            lambda *_: calls.__setitem__("unet", calls["unet"] + 1)
+        ),
+    ]
+    original = tiny_model.mllm.reason
+
+    def counted(*a: Any, **k: Any) -> Any:
+        calls["mllm_reason"] += 1
+        return original(*a, **k)
+
+    tiny_model.mllm.reason = counted
+    try:
+        _edit(ReasonBrainPipeline(tiny_model), 0, steps=5)
+    finally:
+        del tiny_model.mllm.reason
+        for h in hooks:
+            h.remove()
+    assert calls == {"qformer": 1, "mllm_reason": 1, "cme": 1, "image_encoder": 1, "unet": 5}
+
+
+def test_guidance_uses_the_trained_null_branches(tiny_model: Any, monkeypatch: Any) -> None:
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    original = tiny_model.diffusion.predict
+
+    def spy(noisy: Any, t: Any, src_lat: Any, cond: Any) -> Any:
+        seen.append((src_lat, cond))
+        return original(noisy, t, src_lat, cond)
+
+    monkeypatch.setattr(tiny_model.diffusion, "predict", spy)
+    _edit(ReasonBrainPipeline(tiny_model), 0, steps=1)
+    src_lat, cond = seen[0]
+    b = 2
+    null = tiny_model.null_condition(b)
+    assert torch.equal(cond[b : 2 * b], null) and torch.equal(cond[2 * b :], null)
+    assert not torch.equal(cond[:b], null)
+    assert torch.equal(src_lat[:b], src_lat[b : 2 * b]) and not src_lat[2 * b :].any()
+
+
+def test_mismatched_inputs_raise(tiny_model: Any) -> None:
+    with pytest.raises(ValueError, match="2 images but 1 instructions"):
+        ReasonBrainPipeline(tiny_model)(list(make_batch(2)["src"]), ["one"])
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reasonbrain", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+    )
+
+
+@pytest.mark.slow
+def test_cli_edit_end_to_end(saved_tiny: Path, tmp_path: Path) -> None:
+    src = tmp_path / "in.png"
+    to_pil(make_batch(1)["src"][0]).save(src)
+    out = tmp_path / "out.png"
+    ok = _cli(
+        "edit",
+        "--model",
+        str(saved_tiny),
+        "--image",
+        str(src),
+        "--instruction",
+        "What if the red candle burned?",
+        "--out",
+        str(out),
+        "--steps",
+        "2",
+        "--seed",
+        "3",
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert out.is_file() and f"wrote {out}" in ok.stdout
+    from PIL import Image
+
+    with Image.open(out) as im:
+        assert im.size == (64, 64)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.png")]
+    bad = _cli(
+        "edit",
+        "--model",
+        str(saved_tiny),
+        "--image",
+        str(tmp_path / "nope.png"),
+        "--instruction",
+        "x",
+        "--out",
+        str(tmp_path / "o.png"),
+    )
+    assert bad.returncode == 2 and "image not found" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+    bad_model = _cli(
+        "edit",
+        "--model",
+        str(tmp_path),
+        "--image",
+        str(src),
+        "--instruction",
+        "x",
+        "--out",
+        str(tmp_path / "o.png"),
+    )
+    assert bad_model.returncode == 2 and "not a saved model directory" in bad_model.stderr
