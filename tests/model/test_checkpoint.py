@@ -80,7 +80,7 @@ def test_unexpected_key_and_shape_mismatch_fail_loudly(saved_tiny: Path, tmp_pat
     state["null_cond"] = torch.zeros(1, 3, 64)
     save_file(state, str(d / "model.safetensors"))
     with pytest.raises(
-        CheckpointError, match="1 unexpected: extra.weight.*other shapes: null_cond"
+        CheckpointError, match=r"1 unexpected: extra\.weight.*other shapes: null_cond"
     ):
         from_pretrained(d)
 
