@@ -13,6 +13,7 @@ import pytest
 
 pytest_plugins: list[str] = [
     "tests.integration.registry_fixtures",
+    "tests.ray_fixtures",
 ]
 
 

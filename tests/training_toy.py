@@ -44,7 +44,9 @@ class ToyEditor(nn.Module):
         self.conv_out = nn.Conv2d(width, 3, 3, padding=1)
 
     def _ids(self, texts: list[str]) -> torch.Tensor:
-        rows = [[zlib.crc32(w.encode()) % self.config["vocab"] for w in t.split()[:8]] for t in texts]
+        rows = [
+            [zlib.crc32(w.encode()) % self.config["vocab"] for w in t.split()[:8]] for t in texts
+        ]
         width = max(len(r) for r in rows)
         return torch.tensor([r + [0] * (width - len(r)) for r in rows])
 
@@ -74,7 +76,9 @@ class ToyEditor(nn.Module):
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         (d / "config.json").write_text(json.dumps(self.config))
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, d / "model.safetensors")
+        save_file(
+            {k: v.contiguous() for k, v in self.state_dict().items()}, d / "model.safetensors"
+        )
         return d
 
     @classmethod

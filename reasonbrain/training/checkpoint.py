@@ -20,6 +20,7 @@ up the newest run whose name carries the same params hash.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -188,16 +189,39 @@ def list_runs(storage: Storage) -> list[str]:
 
 
 # -------------------------------------------------------------------------------- run names
-def run_identity(params: Params) -> str:
-    """``<kind>-<preset>-<hash>``: the hash covers ``model`` and ``train`` minus ``max_steps``.
+OPERATIONAL_TRAIN_KEYS: frozenset[str] = frozenset(
+    {
+        "max_steps",
+        "workers",
+        "cpus_per_worker",
+        "use_gpu",
+        "strategy",
+        "gradient_checkpointing",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "max_failures",
+        "val_every",
+        "val_samples",
+        "sample_images",
+        "sample_steps",
+        "preload",
+    }
+)
+"""``train`` keys that say how a run executes, not what it learns: left out of the run identity
+so that a run can be resumed longer, on other hardware, or with more restarts allowed."""
 
-    ``max_steps`` is left out so that a finished run can be resumed to train longer.
-    """
+
+def run_identity(params: Params) -> str:
+    """``<kind>-<preset>-<hash>`` of ``model`` and the learning-relevant ``train`` keys."""
     d = params.to_dict()
-    train = {k: v for k, v in d["train"].items() if k != "max_steps"}
-    ident = Params.model_validate({"model": d["model"], "train": {**train, "max_steps": 1}})
-    h = ident.section_hash("model", "train")
-    return f"{params.model.kind}-{params.model.preset}-{h}"
+    chosen = {
+        "model": d["model"],
+        "train": {k: v for k, v in d["train"].items() if k not in OPERATIONAL_TRAIN_KEYS},
+    }
+    blob = json.dumps(chosen, sort_keys=True, separators=(",", ":")).encode()
+    h = hashlib.sha256(blob).hexdigest()[:12]
+    kind = getattr(params.model, "kind", "reasonbrain")
+    return f"{kind}-{params.model.preset}-{h}"
 
 
 def new_run_name(params: Params, now: datetime | None = None) -> str:

@@ -188,7 +188,7 @@ def train(
         run_name=run_name,
         live_log=str(live_log) if live_log else None,
         fail_at_step=int(fail_at) if fail_at else None,
-        fail_marker=str(out_dir / ".live" / f"{run_name}.failed") if fail_at else None,
+        fail_marker=str(out_dir / f".{run_name}.failed-at-{fail_at}") if fail_at else None,
     )
     trainer = TorchTrainer(
         train_loop_per_worker,
