@@ -1,0 +1,116 @@
+"""``reasonbrain train`` and ``reasonbrain ablate``: thin wrappers over ``reasonbrain.training``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import typer
+
+from reasonbrain.cli._common import ParamsOption, SetOption, cli_params, console, console_err
+
+T = TypeVar("T")
+
+
+def train(
+    data: Path | None = typer.Option(None, "--data", help="Dataset directory (default data.dir)."),
+    out: Path = typer.Option(Path("models/reasonbrain"), "--out", help="Output directory."),
+    preset: str | None = typer.Option(None, "--preset", help="Model preset (tiny | paper)."),
+    workers: int | None = typer.Option(None, "--workers", help="Ray Train workers."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Optimiser steps."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the newest run with the same params from its checkpoint."
+    ),
+    run_name: str | None = typer.Option(None, "--run-name", help="Explicit run name."),
+    storage: str | None = typer.Option(
+        None,
+        "--storage",
+        help="Checkpoint storage: a directory or s3://bucket/prefix "
+        "(default $REASONBRAIN_HOME/checkpoints).",
+    ),
+    params_path: Path | None = ParamsOption,
+    sets: list[str] | None = SetOption,
+) -> None:
+    """Train a model with Ray Train (local Ray, or the cluster at RAY_ADDRESS)."""
+    extra = [
+        f"{k}={v}"
+        for k, v in (
+            ("model.preset", preset),
+            ("train.workers", workers),
+            ("train.max_steps", max_steps),
+        )
+        if v is not None
+    ]
+    params = cli_params(params_path, [*(sets or []), *extra])
+    from reasonbrain.training.trainer import train as run_train
+
+    res = _guard(
+        lambda: run_train(
+            params,
+            data or params.data.dir,
+            out,
+            storage=storage,
+            resume=resume,
+            run_name=run_name,
+        )
+    )
+    m = res.metrics
+    console.print(
+        f"[green]trained[/] {m.get('steps')} steps in {res.seconds:.0f} s: loss "
+        f"{m.get('loss_start', float('nan')):.4f} → {m.get('loss_end', float('nan')):.4f}"
+        + (f", val {m['val_loss']:.4f}" if m.get("val_loss") is not None else "")
+        + f" · {m.get('samples_per_s') or 0:.1f} samples/s · data wait "
+        f"{100 * (m.get('data_wait_frac') or 0):.1f} %"
+    )
+    console.print(f"model → [bold]{res.model_dir}[/] · run {res.run_name} · {res.checkpoint_uri}")
+
+
+def ablate(
+    data: Path | None = typer.Option(None, "--data", help="Dataset directory (default data.dir)."),
+    out: Path = typer.Option(Path("models/ablation"), "--out", help="Rung outputs go here."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Budget per rung."),
+    rungs: str | None = typer.Option(
+        None, "--rungs", help="Comma-separated rungs (default: the whole ladder)."
+    ),
+    report: Path = typer.Option(Path("reports/ablation.json"), "--report", help="JSON report."),
+    storage: str | None = typer.Option(None, "--storage", help="Checkpoint storage."),
+    params_path: Path | None = ParamsOption,
+    sets: list[str] | None = SetOption,
+) -> None:
+    """Train the paper's ablation ladder at one fixed budget; write the report + markdown table."""
+    from reasonbrain.training.ablation import RUNGS, run_ablation
+
+    extra = [f"train.max_steps={max_steps}"] if max_steps is not None else []
+    params = cli_params(params_path, [*(sets or []), *extra])
+    chosen = [r.strip() for r in rungs.split(",") if r.strip()] if rungs else list(RUNGS)
+    result = _guard(
+        lambda: run_ablation(
+            params,
+            Path(data or params.data.dir),
+            out,
+            rungs=chosen,
+            report_path=report,
+            storage=storage,
+        )
+    )
+    console.print(report.with_suffix(".md").read_text())
+    console.print(f"[green]ablation[/] {len(result['rungs'])} rungs → [bold]{report}[/]")
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    """Run training; a failed run (workers out of restarts) becomes one line and exit 1."""
+    try:
+        return fn()
+    except Exception as err:
+        from ray.train import TrainingFailedError
+
+        if not isinstance(err, TrainingFailedError):
+            raise
+        first = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        console_err.print(
+            f"[bold red]error:[/] training failed: {first} — fix the cause and rerun with --resume",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
