@@ -65,10 +65,9 @@ DESCRIPTIONS: dict[str, str] = {
 
 def rung_params(params: Params, rung: str) -> Params:
     """``params`` with the rung's model switches applied."""
-    sets = [
-        f"model.{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in RUNGS[rung].items()
-    ]
-    return params_from_dict(apply_overrides(params.to_dict(), sets), f"ablation rung {rung}")
+    raw = params.to_dict()
+    raw["model"] = {**raw["model"], **RUNGS[rung]}
+    return params_from_dict(raw, f"ablation rung {rung}")
 
 
 def markdown_table(report: dict[str, Any]) -> str:
