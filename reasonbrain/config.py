@@ -66,6 +66,9 @@ class DataParams(StrictModel):
     dir: Path = Path("data/reasonsynth")
     import_format: str | None = Field(None, description="importer name when source=import")
     import_src: Path | None = Field(None, description="source directory/file when source=import")
+    import_options: dict[str, Any] = Field(
+        default_factory=dict, description="importer options (`reasonbrain data formats`)"
+    )
     synth: SynthParams = Field(default_factory=SynthParams)
 
 

@@ -58,15 +58,29 @@ def import_(
     fmt: str = typer.Option(..., "--format", help="Source format (see `--list-formats`)."),
     out: Path = typer.Option(..., "--out", help="Dataset directory to create."),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty --out directory."),
+    option: list[str] | None = typer.Option(
+        None, "--option", "-o", help="Importer option key=value (repeatable; see `formats`)."
+    ),
 ) -> None:
     """Import a benchmark/dataset into the Reason50K layout (the source is never modified)."""
+    from reasonbrain.config import parse_override
     from reasonbrain.data.importers import import_dataset
 
-    summary = import_dataset(fmt, src, out, force=force)
+    options: dict[str, object] = {}
+    for item in option or []:
+        keys, value = parse_override(item)
+        options[".".join(keys)] = value
+    summary = import_dataset(fmt, src, out, force=force, options=options)
+    counts = ", ".join(f"{k}: {v}" for k, v in summary.counts.items())
     console.print(
-        f"[green]imported[/] {summary.total} records from {fmt} "
-        f"({', '.join(f'{k}: {v}' for k, v in summary.counts.items())}) → [bold]{out}[/]"
+        f"[green]imported[/] {summary.total} records from {fmt} ({counts}) → [bold]{out}[/]"
     )
+    for reason, n in summary.dropped.items():
+        console.print(f"[yellow]dropped[/] {n} source rows: {reason} (see import_info.json)")
+    cats = ", ".join(sorted(summary.categories))
+    console.print(f"categories: {cats} (declare them in params.yaml validate.categories)")
+    for note in summary.notes:
+        console.print(f"note: {note}")
 
 
 @app.command("formats")

@@ -41,4 +41,11 @@ def prepare_dataset(
         )
     from reasonbrain.data.importers import import_dataset
 
-    return import_dataset(params.import_format, params.import_src, params.dir, force=force)
+    return import_dataset(
+        params.import_format,
+        params.import_src,
+        params.dir,
+        force=force,
+        options=params.import_options,
+        progress=None if progress else False,  # None: a bar only when stderr is a terminal
+    )
