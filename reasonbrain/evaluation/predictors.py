@@ -67,35 +67,43 @@ class IdentityPredictor:
 class PipelinePredictor:
     """A saved model directory run through ``ReasonBrainPipeline`` (loaded once per worker)."""
 
-    def __init__(self, path: Path, params: EvalParams, device: str = "cpu") -> None:
+    def __init__(self, path: Path | str, params: EvalParams, device: str = "cpu") -> None:
         import importlib
 
         pipeline_cls = importlib.import_module("reasonbrain.inference").ReasonBrainPipeline
         self.path = Path(path)
+        self.ref = str(path)
         self.name = self.path.name
         self.params = params
         self.device = device
-        self.pipe = pipeline_cls.from_pretrained(self.path)
-        if hasattr(self.pipe, "to"):
-            self.pipe = self.pipe.to(device)
+        self.pipe = pipeline_cls.from_pretrained(self.ref)
+        if device != "cpu":
+            self.pipe.model.to(device)
 
     def predict(
         self, images: list[Image.Image], instructions: list[str], seeds: list[int]
     ) -> list[tuple[Image.Image, str | None]]:
-        """Run the pipeline with one generator per sample (diffusers' list-of-generators form)."""
+        """Edit each sample with its own seeded generator.
+
+        The pipeline draws a batch's initial noise from *one* generator, so a sample's noise
+        would depend on its position in the batch; to keep every output a function of its own
+        seed only, samples are run one at a time (the reasoning path is per edit anyway).
+        """
         import torch
 
-        gens = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
-        out = self.pipe(
-            images=[im.convert("RGB") for im in images],
-            instructions=list(instructions),
-            num_inference_steps=self.params.num_inference_steps,
-            guidance_scale=self.params.guidance_scale,
-            image_guidance_scale=self.params.image_guidance_scale,
-            generator=gens,
-        )
-        rationales = list(getattr(out, "rationales", None) or [None] * len(images))
-        return list(zip(out.images, rationales, strict=True))
+        results: list[tuple[Image.Image, str | None]] = []
+        for image, instruction, seed in zip(images, instructions, seeds, strict=True):
+            out = self.pipe(
+                [image.convert("RGB")],
+                [instruction],
+                num_inference_steps=self.params.num_inference_steps,
+                guidance_scale=self.params.guidance_scale,
+                image_guidance_scale=self.params.image_guidance_scale,
+                generator=torch.Generator(device="cpu").manual_seed(seed),
+            )
+            rationale = (getattr(out, "rationales", None) or [None])[0]
+            results.append((out.images[0], rationale or None))
+        return results
 
     def describe(self) -> dict[str, Any]:
         """Path and the model config's fingerprint."""
@@ -105,12 +113,12 @@ class PipelinePredictor:
 
 
 def check_model_spec(spec: str) -> str:
-    """Validate ``--model``: ``identity`` or an existing directory; returns a canonical form.
+    """Validate ``--model``: ``identity``, ``registry://NAME@ALIAS`` or an existing directory.
 
     Raises:
         ConfigError: neither.
     """
-    if spec == IDENTITY:
+    if spec == IDENTITY or spec.startswith("registry://"):
         return spec
     p = Path(spec)
     if not p.is_dir():
@@ -127,4 +135,4 @@ def load_predictor(spec: str, params: EvalParams, device: str = "cpu") -> Predic
     spec = check_model_spec(spec)
     if spec == IDENTITY:
         return IdentityPredictor()
-    return PipelinePredictor(Path(spec), params, device)
+    return PipelinePredictor(spec, params, device)
