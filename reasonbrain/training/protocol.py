@@ -110,13 +110,14 @@ def _load_edit_model(directory: Path) -> nn.Module:
 def _sample_edits(
     model: nn.Module, batch: dict[str, Any], steps: int, generator: torch.Generator
 ) -> list[Any]:
-    from reasonbrain.data.torch_dataset import to_pil
+    """Edit the batch's sources with the inference pipeline (the model is left in eval mode)."""
+    from reasonbrain.inference.pipeline import ReasonBrainPipeline
 
-    edit = getattr(model, "edit", None)
-    if not callable(edit):
-        return []
-    out = edit(
-        batch["src"], list(batch["instruction"]), num_inference_steps=steps, generator=generator
+    pipe = ReasonBrainPipeline(model)
+    out = pipe(
+        list(batch["src"]),
+        list(batch["instruction"]),
+        num_inference_steps=steps,
+        generator=generator,
     )
-    images = out.images if hasattr(out, "images") else out
-    return [im if not isinstance(im, torch.Tensor) else to_pil(im) for im in images]
+    return list(out.images)
