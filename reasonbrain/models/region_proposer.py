@@ -70,7 +70,7 @@ class ColorComponentsProposer:
         background = values[np.argmax(counts)]
         min_px = max(1, round(self.min_area * code.size))
         found: list[np.ndarray] = []
-        for v in values:
+        for v in values[counts >= min_px]:  # a rarer colour cannot hold a big-enough region
             if v == background:
                 continue
             labels, n = ndimage.label(code == v)

@@ -1,0 +1,101 @@
+"""Benchmark: per-edit latency of the tiny ReasonBrain vs InstructPix2Pix on the same UNet.
+
+Both run through the same ``ReasonBrainPipeline`` loop (DDIM, three-way classifier-free guidance,
+so 3 UNet evaluations per step): ReasonBrain pays its reasoning path (encoders, FRCE, MLLM with a
+greedily decoded rationale, QFormer, CME) once per edit; the ``ip2p`` baseline pays one CLIP text
+encoding. The figure of merit is ``ratio`` = ReasonBrain / IP2P whole-edit time (target ≤ 1.15 at
+20 steps). Best (and median) of ``--repeats`` interleaved runs after one warm-up. Prints ONE
+JSON object.
+
+    python benchmarks/model_latency.py                    # 20 steps, batch 1 and 8
+    python benchmarks/model_latency.py --threads 1 --autocast
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def _time(pipes: dict[str, Any], n: int, steps: int, repeats: int) -> dict[str, Any]:
+    """Interleave the models run by run (so machine load hits both alike); report the minimum
+    (least-disturbed) and median of each figure."""
+    import torch
+    from _tiny import batch
+
+    b = batch(n)
+    images, texts = list(b["src"]), b["instruction"]
+    runs: dict[str, list[tuple[float, float, float]]] = {k: [] for k in pipes}
+    for i in range(repeats + 1):
+        for name, pipe in pipes.items():
+            t0 = time.perf_counter()
+            g = torch.Generator().manual_seed(i)
+            out = pipe(images, texts, num_inference_steps=steps, generator=g)
+            total = time.perf_counter() - t0
+            if i:  # the first run warms up kernels
+                runs[name].append((total, out.timings["reasoning_s"], out.timings["denoising_s"]))
+    row: dict[str, Any] = {}
+    for name, rs in runs.items():
+        best = min(rs)
+        row[name] = {
+            "edit_s": round(best[0] / n, 4),
+            "reasoning_s": round(best[1] / n, 4),
+            "denoising_s": round(best[2] / n, 4),
+            "edit_s_median": round(statistics.median(r[0] for r in rs) / n, 4),
+        }
+    row["ratio"] = round(row["reasonbrain"]["edit_s"] / row["ip2p"]["edit_s"], 3)
+    row["ratio_median"] = round(
+        row["reasonbrain"]["edit_s_median"] / row["ip2p"]["edit_s_median"], 3
+    )
+    return row
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark and print/return its JSON result."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    ap.add_argument("--autocast", action="store_true", help="bf16 autocast (default fp32)")
+    args = ap.parse_args(argv)
+
+    import torch
+    from _tiny import build, machine
+
+    from reasonbrain.inference.pipeline import ReasonBrainPipeline
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rb = build("reasonbrain").eval()
+    ip = build("ip2p").eval()
+    assert rb.config.unet == ip.config.unet, "both must drive the same UNet config"
+    pipes = {
+        "reasonbrain": ReasonBrainPipeline(rb, autocast=args.autocast),
+        "ip2p": ReasonBrainPipeline(ip, autocast=args.autocast),
+    }
+    result: dict[str, Any] = {
+        "benchmark": "model_latency",
+        "preset": "tiny",
+        "steps": args.steps,
+        "autocast_bf16": args.autocast,
+        "unet_params": sum(p.numel() for p in rb.diffusion.unet.parameters()),
+        "machine": machine(),
+        "batches": {},
+    }
+    for n in args.batches:
+        result["batches"][str(n)] = _time(pipes, n, args.steps, args.repeats)
+    result["target_ratio"] = 1.15
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
