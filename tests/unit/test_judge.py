@@ -216,13 +216,12 @@ def test_oracle_follows_the_verifier() -> None:
 
 @pytest.mark.slow
 def test_local_vlm_judge_with_a_tiny_random_model(tmp_path: Path) -> None:
+    from reasonbrain.evaluation.judges.vlm import LocalVlmJudge
     from reasonbrain.evaluation.testing import save_tiny_vlm
 
     save_tiny_vlm(tmp_path / "vlm")
-    judge = build_judge(
-        EvalParams(judge="vlm"), Settings(judge_vlm_weights=tmp_path / "vlm"), tmp_path / "cache"
-    )
-    assert judge is not None and judge.judge_id == "vlm:vlm"
+    judge = LocalVlmJudge(tmp_path / "vlm", load_prompt("viescore_v1"), max_new_tokens=6)
+    assert judge.judge_id == "vlm:vlm"
     r = judge.judge(_req())
     # a random model writes words, not scores: the raw text is kept and the error says so
     assert r.raw["sc"] and r.raw["pq"] and r.follows is None
