@@ -116,6 +116,15 @@ def _autocast(device: torch.device, precision: str) -> AbstractContextManager[An
     return nullcontext()
 
 
+def _peak_mem_mb(device: torch.device) -> float:
+    """Peak memory of this worker: GPU allocations on CUDA, else the process's max RSS."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 def _scalar(x: Any) -> float:
     return float(x.detach().float()) if isinstance(x, torch.Tensor) else float(x or 0.0)
 
@@ -348,6 +357,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             "samples_per_s": tp.batch_size / step_s if step_s > 0 else 0.0,
             "data_wait_frac": data_s / step_s if step_s > 0 else 0.0,
             "epoch": (step * tp.batch_size) / max(1, len(source)),
+            "peak_mem_mb": _peak_mem_mb(device),
             **{f"lr/{n}": lr for n, lr in zip(group_names, lrs, strict=True)},
         }
         if rank == 0:

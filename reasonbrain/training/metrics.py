@@ -76,6 +76,7 @@ def summarise(rows: list[dict[str, Any]], *, tail: int = 20) -> dict[str, Any]:
         "samples_per_s": mean("samples_per_s", timed),
         "data_wait_frac": mean("data_wait_frac", timed),
         "train_seconds": sum(float(r.get("step_s", 0.0)) for r in rows),
+        "peak_mem_mb": max((float(r.get("peak_mem_mb", 0.0)) for r in rows), default=0.0),
     }
     return out
 
