@@ -238,8 +238,8 @@ def export_checkpoint(checkpoint: Any, out_dir: Path) -> dict[str, Any]:
         src = ckpt / EMA_MODEL_DIR if (ckpt / EMA_MODEL_DIR).is_dir() else ckpt / MODEL_DIR
         with staged_dir(out_dir / MODEL_DIR, force=True) as tmp:
             shutil.copytree(src, tmp, dirs_exist_ok=True)
-        if (ckpt / SAMPLES_DIR).is_dir() and any((ckpt / SAMPLES_DIR).iterdir()):
-            with staged_dir(out_dir / SAMPLES_DIR, force=True) as tmp:
+        with staged_dir(out_dir / SAMPLES_DIR, force=True) as tmp:  # always exists (DVC out)
+            if (ckpt / SAMPLES_DIR).is_dir():
                 shutil.copytree(ckpt / SAMPLES_DIR, tmp, dirs_exist_ok=True)
         rows = read_log(ckpt / LOG_FILE)
     return write_outputs(out_dir, rows)
