@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "benchmark": "train_step",
         "preset": "tiny",
         "batch_size": args.batch_size,
-        "machine": machine(),
+        "machine": {**machine(), "torch_threads": args.threads or "torch default"},
     }
     ctx = mp.get_context("spawn")
     for autocast in (True, False):
