@@ -140,9 +140,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             progress=False,
         )
         seconds = time.perf_counter() - t0
-    finally:
+    except BaseException:
         if tmp is not None and not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
+        raise
     rate = report.rows / seconds if seconds > 0 else 0.0
     out: dict[str, Any] = {
         "benchmark": "validate_throughput",
@@ -160,7 +161,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "generate_seconds": round(gen_seconds, 1) if gen_seconds is not None else None,
         "dataset": str(root) if (args.dataset is not None or args.keep) else None,
     }
-    print(json.dumps(out))
+    print(json.dumps(out), flush=True)
+    # removing ~300k files can take minutes on a slow disk: only after the figure is out
+    if tmp is not None and not args.keep:
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
