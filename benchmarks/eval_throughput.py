@@ -41,6 +41,11 @@ def _tiny_model(dest: Path) -> Path:
     return dest
 
 
+def _rows(out: Path) -> dict[str, dict[str, Any]]:
+    lines = (out / "samples.jsonl").read_text().splitlines()
+    return {r["id"]: r for r in map(json.loads, lines)}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark and print/return its JSON result."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -98,8 +103,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ray.shutdown()
     result["ray_edits_per_s"] = round(rr.evaluated / rr.seconds, 4)
     result["ray_over_loop"] = round(result["ray_edits_per_s"] / result["loop_edits_per_s"], 3)
-    same = loop.metrics["overall"]["metrics"] == rr.metrics["overall"]["metrics"]
-    result["same_metrics"] = same
+    result["load_avg_1m"] = round(os.getloadavg()[0], 2)
+    # same samples, same seeds: outputs agree up to float reduction order (torch thread counts
+    # differ between the driver and the actors)
+    a, b = _rows(tmp / "loop"), _rows(tmp / "ray")
+    diffs = [
+        abs(a[i]["metrics"][k] - b[i]["metrics"][k])
+        for i in a
+        for k in ("l1", "psnr")
+        if a[i]["metrics"].get(k) is not None
+    ]
+    result["max_abs_metric_diff"] = max(diffs) if diffs else 0.0
+    result["same_verdicts"] = all(
+        a[i]["metrics"].get("reasoning_acc") == b[i]["metrics"].get("reasoning_acc") for i in a
+    )
     print(json.dumps(result))
     return result
 
