@@ -308,7 +308,7 @@ def test_reason_edit_masks_and_captions(tmp_path: Path) -> None:
     assert r.instruction == "Remove the right apple" and r.target_caption == "a table"
     assert r.src_image == r.tgt_image == "images/left_right/002.png"
     assert r.meta is not None and r.meta["has_target"] is False
-    assert r.meta["mask"] == "images/left_right/002_mask.jpg" and r.meta["line"] == 2
+    assert r.meta["mask"] == "images/left_right/002_mask.png" and r.meta["line"] == 2
     assert r.meta["clip_caption"] == "a table" and r.meta["folder"] == "1-Left-Right"
     assert (tmp_path / "out/images/left_right/002.png").read_bytes() == (
         src / "1-Left-Right/002.png"

@@ -81,17 +81,23 @@ class ImageSource:
         origin: where the image is referenced in the source (for error messages).
         path: a file to copy (already checked to lie inside the source).
         data: bytes embedded in a table cell (parquet binary / HF ``{"bytes": …}``).
+        mask: when set, the image is an edit-region mask in a benchmark's own convention and is
+            written as the dataset contract's single-channel PNG (255 inside, 0 outside):
+            ``"grey"`` — inside where the grey level is > 127 (Reason-Edit's JPEG masks);
+            ``"transparent"`` — inside where alpha < 128, as in DALL·E-2-style RGBA edit masks
+            (MagicBrush); an image without alpha falls back to ``"grey"``.
     """
 
     origin: str
     path: Path | None = None
     data: bytes | None = None
+    mask: Literal["grey", "transparent"] | None = None
 
-    def key(self) -> tuple[str, str]:
+    def key(self) -> tuple[str, str, str]:
         """Identity used to tell whether two references are the same image."""
         if self.path is not None:
-            return ("path", str(self.path))
-        return ("bytes", hashlib.sha256(self.data or b"").hexdigest())
+            return ("path", str(self.path), self.mask or "")
+        return ("bytes", hashlib.sha256(self.data or b"").hexdigest(), self.mask or "")
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import Field
@@ -170,8 +170,12 @@ class MagicBrushImporter(Importer[MagicBrushOptions]):
             for key in ("input", "output", "mask"):
                 name = turn[key]
                 path = root.file(f"{folder}/{name}", where=twhere, what=f"{key} image")
-                rel[key] = f"{out_folder}/{name}"
-                files[rel[key]] = ImageSource(origin=twhere, path=path)
+                if key == "mask":  # normalised to the contract's L-mode PNG (see ImageSource)
+                    rel[key] = f"{out_folder}/{PurePosixPath(name).stem}.png"
+                    files[rel[key]] = ImageSource(origin=twhere, path=path, mask="transparent")
+                else:
+                    rel[key] = f"{out_folder}/{name}"
+                    files[rel[key]] = ImageSource(origin=twhere, path=path)
             if first_input is None:
                 first_input = rel["input"]
             meta: dict[str, Any] = {

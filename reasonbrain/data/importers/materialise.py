@@ -38,12 +38,42 @@ def _decode_check(path: Path, origin: str) -> None:
         ) from None
 
 
+def _write_mask(dest: Path, source: ImageSource) -> None:
+    """Write a benchmark mask as the contract's single-channel PNG (255 inside, 0 outside)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    fp: io.BytesIO | Path
+    if source.data is not None:
+        fp = io.BytesIO(source.data)
+    else:
+        assert source.path is not None
+        fp = source.path
+    try:
+        with Image.open(fp) as im:
+            im.load()
+            if source.mask == "transparent" and "A" in im.getbands():
+                inside = np.asarray(im.getchannel("A")) < 128
+            else:
+                inside = np.asarray(im.convert("L")) > 127
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as err:
+        raise ImportFormatError(
+            f"mask does not decode ({err})", where=source.origin, fix="restore the mask file"
+        ) from None
+    with dest.open("xb") as fh:
+        Image.fromarray(inside.astype(np.uint8) * 255, mode="L").save(fh, format="PNG")
+
+
 def _write_one(
     dest: Path, source: ImageSource, link: Literal["copy", "hardlink"], verify: bool
 ) -> int:
     """Materialise one file; returns its size in bytes."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if source.data is not None:
+    if source.mask is not None:
+        _write_mask(dest, source)
+    elif source.data is not None:
         with dest.open("xb") as fh:
             fh.write(source.data)
     else:
@@ -91,7 +121,7 @@ class Materialiser:
         self._max_inflight = max(1, workers) * 8
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="import")
         self._pending: deque[Future[int]] = deque()
-        self._seen: dict[str, tuple[tuple[str, str], str]] = {}
+        self._seen: dict[str, tuple[tuple[str, str, str], str]] = {}
 
     def __enter__(self) -> Materialiser:
         return self

@@ -127,7 +127,7 @@ class ReasonEditImporter(Importer[ImportOptions]):
                 )
             rid = safe_id(f"{category}-{image.stem}", where=where)
             src_rel = f"images/{category}/{image.stem}{image.suffix.lower()}"
-            mask_rel = f"images/{category}/{image.stem}_mask.jpg"
+            mask_rel = f"images/{category}/{image.stem}_mask.png"  # normalised to L-mode PNG
             record = Record(
                 id=rid,
                 category=category,
@@ -152,6 +152,7 @@ class ReasonEditImporter(Importer[ImportOptions]):
                 mask_rel: ImageSource(
                     origin=where,
                     path=src.file(f"{folder.name}/{mask.name}", where=where, what="mask"),
+                    mask="grey",
                 ),
             }
             yield ImportItem(split="test", record=record, files=files, origin=where)

@@ -16,11 +16,26 @@ from typing import Any
 import pandas as pd
 
 from reasonbrain.config import ValidateParams
+from reasonbrain.data.schema import Record
 from reasonbrain.data.validation.images import ImageFacts
 from reasonbrain.data.validation.manifests import ManifestRow
 
 #: A mask is single-channel by contract (binary or 8-bit grey), whatever ``image_modes`` says.
 MASK_MODES: tuple[str, ...] = ("1", "L")
+
+
+def _target_differs(
+    rec: Record | None, src: ImageFacts | None, tgt: ImageFacts | None
+) -> bool | None:
+    """Whether an edit happened; ``True`` when the record declares it has no target.
+
+    Imported benchmarks without ground truth (Emu Edit, Reason-Edit) store the source as
+    ``tgt_image`` on purpose and say so with ``meta.has_target = false``.
+    """
+    if rec is not None and (rec.meta or {}).get("has_target") is False:
+        return True
+    return (src.pixels_sha256 != tgt.pixels_sha256) if src and tgt else None
+
 
 _STRING_COLUMNS = (
     "split",
@@ -204,7 +219,7 @@ def build_facts(
             "aux_size_mismatch": _join(size_mismatch),
             "src_sha256": src.sha256 if src else None,
             "tgt_sha256": tgt.sha256 if tgt else None,
-            "tgt_differs": (src.pixels_sha256 != tgt.pixels_sha256) if src and tgt else None,
+            "tgt_differs": _target_differs(rec, src, tgt),
             "duplicate_of": duplicate_of,
             "src_leaks_from": leaks_from,
             "unmentioned_objects": ", ".join(missing) if missing else None,
