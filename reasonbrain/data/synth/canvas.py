@@ -84,7 +84,10 @@ class Sheet:
     def rect(self, x0: float, y0: float, x1: float, y1: float, fill: RGB) -> None:
         """Axis-aligned rectangle with corners in units."""
         k = self.k
-        self.draw.rectangle((x0 * k, y0 * k, x1 * k - 1, y1 * k - 1), fill=fill)
+        # the far edge is exclusive; below 64 px a thin rectangle must still cover one pixel row
+        self.draw.rectangle(
+            (x0 * k, y0 * k, max(x0 * k, x1 * k - 1), max(y0 * k, y1 * k - 1)), fill=fill
+        )
 
     def ellipse(self, x0: float, y0: float, x1: float, y1: float, fill: RGB) -> None:
         """Ellipse inscribed in the given box (units)."""
