@@ -154,6 +154,15 @@ def train(
             where="params.yaml train",
             fix="choose a batch size that is a multiple of workers × grad_accum_steps",
         )
+    if not os.environ.get("RAY_ADDRESS"):
+        have = os.cpu_count() or 1
+        if tp.workers * tp.cpus_per_worker > have and not tp.use_gpu:
+            raise ConfigError(
+                f"train.workers × train.cpus_per_worker = {tp.workers} × {tp.cpus_per_worker} "
+                f"CPUs, but this machine has {have} (Ray would wait forever)",
+                where="params.yaml train",
+                fix=f"use at most {have} CPUs in total, or set RAY_ADDRESS to a cluster",
+            )
     store = resolve_storage(storage or (get_settings().home / "checkpoints"))
     if run_name is None:
         run_name = latest_run(store, params) if resume else new_run_name(params)

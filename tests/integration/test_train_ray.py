@@ -34,6 +34,8 @@ BASE = [
     "train.val_samples=8",
     "train.warmup_steps=1",
     "train.max_failures=0",
+    "train.precision=fp32",
+    "train.cpus_per_worker=1",
 ]
 NOISE = 0.01
 
