@@ -246,3 +246,20 @@ def test_cli_exit_2_with_one_line_for_a_missing_directory(tmp_path: Path) -> Non
     assert len(lines) == 1 and lines[0].startswith("error:")
     assert "dataset directory not found" in lines[0]
     assert "Traceback" not in r.stderr
+
+
+def test_relative_docs_and_report_paths(
+    ds: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DVC runs `data validate DIR --docs reports/validation_docs` with relative paths."""
+    monkeypatch.chdir(tmp_path)
+    report = validate_dataset(
+        Path("ds"),
+        ValidateParams(),
+        report_path=Path("reports/validation.json"),
+        docs_dir=Path("reports/docs"),
+        quarantine_dir=None,
+    )
+    assert report.ok and ds.is_dir()
+    assert (tmp_path / "reports/validation.json").is_file()
+    assert (tmp_path / "reports/docs/index.html").is_file()

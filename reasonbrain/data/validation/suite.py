@@ -59,7 +59,7 @@ def _context(docs_dir: Path | None) -> AbstractDataContext:
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
             "store_backend": {
                 "class_name": "TupleFilesystemStoreBackend",
-                "base_directory": str(docs_dir),
+                "base_directory": str(docs_dir.resolve()),  # GX needs an absolute path
             },
         }
     config = DataContextConfig(
