@@ -1,4 +1,8 @@
-"""`dvc repro` of a tiny params set in a temporary git repository (stages data → validate)."""
+"""`dvc repro validate` of a tiny params set in a temporary git repository (data → validate).
+
+Training and evaluation stages are exercised by their own tests; here DVC's behaviour is the
+subject: stage order, parameter-level dependencies, idempotence and the default remote.
+"""
 
 from __future__ import annotations
 
@@ -46,34 +50,41 @@ def dvc_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_repro_builds_validates_and_is_idempotent(dvc_repo: Path) -> None:
-    first = _run(["dvc", "repro"], dvc_repo)
+    first = _run(["dvc", "repro", "validate"], dvc_repo)
     assert "Running stage 'data'" in first.stdout and "Running stage 'validate'" in first.stdout
     data_dir = dvc_repo / "data" / "reasonsynth"
     assert sum(1 for _ in (data_dir / "train.jsonl").open()) == 24
     report = json.loads((dvc_repo / "reports" / "validation.json").read_text())
     assert report["ok"] is True
     lock = yaml.safe_load((dvc_repo / "dvc.lock").read_text())
-    assert set(lock["stages"]) == {"data", "validate"}
-    assert "data.synth" in json.dumps(lock["stages"]["data"]["params"])
+    assert set(lock["stages"]) == {"data", "validate"}  # train was not asked for
+    data_params = lock["stages"]["data"]["params"]["params.yaml"]
+    assert data_params["data.synth.n_train"] == 24
+    assert "data.synth.workers" not in data_params  # output does not depend on worker count
 
-    second = _run(["dvc", "repro"], dvc_repo)
+    second = _run(["dvc", "repro", "validate"], dvc_repo)
     assert "Running stage" not in second.stdout  # nothing changed → nothing reruns
 
-    # a validate-only param change reruns validate but not data
+    # changing the worker count reruns nothing; a validate-only change reruns validate only
+    params = yaml.safe_load((dvc_repo / "params.yaml").read_text())
+    params["data"]["synth"]["workers"] = 2
+    (dvc_repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert "Running stage" not in _run(["dvc", "repro", "validate"], dvc_repo).stdout
+
     params = yaml.safe_load((dvc_repo / "params.yaml").read_text())
     params["validate"]["max_instruction_chars"] = 599
     (dvc_repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    third = _run(["dvc", "repro"], dvc_repo)
+    third = _run(["dvc", "repro", "validate"], dvc_repo)
     assert "Running stage 'validate'" in third.stdout
     assert "Running stage 'data'" not in third.stdout
 
 
 def test_push_and_pull_through_the_default_local_remote(dvc_repo: Path) -> None:
-    _run(["dvc", "repro"], dvc_repo)
-    _run(["dvc", "push"], dvc_repo)
+    _run(["dvc", "repro", "validate"], dvc_repo)
+    _run(["dvc", "push", "data"], dvc_repo)
     data_dir = dvc_repo / "data" / "reasonsynth"
     before = (data_dir / "test.jsonl").read_bytes()
     shutil.rmtree(data_dir)
     shutil.rmtree(dvc_repo / ".dvc" / "cache")
-    _run(["dvc", "pull"], dvc_repo)
+    _run(["dvc", "pull", "data"], dvc_repo)
     assert (data_dir / "test.jsonl").read_bytes() == before
