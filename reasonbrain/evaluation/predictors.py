@@ -83,27 +83,24 @@ class PipelinePredictor:
     def predict(
         self, images: list[Image.Image], instructions: list[str], seeds: list[int]
     ) -> list[tuple[Image.Image, str | None]]:
-        """Edit each sample with its own seeded generator.
+        """Edit the batch with one seeded generator per sample.
 
-        The pipeline draws a batch's initial noise from *one* generator, so a sample's noise
-        would depend on its position in the batch; to keep every output a function of its own
-        seed only, samples are run one at a time (the reasoning path is per edit anyway).
+        Each sample's initial noise comes from its own generator (the pipeline accepts a list,
+        as diffusers pipelines do), so an output is a function of its own seed, whatever batch
+        it lands in (up to float rounding of batched kernels).
         """
         import torch
 
-        results: list[tuple[Image.Image, str | None]] = []
-        for image, instruction, seed in zip(images, instructions, seeds, strict=True):
-            out = self.pipe(
-                [image.convert("RGB")],
-                [instruction],
-                num_inference_steps=self.params.num_inference_steps,
-                guidance_scale=self.params.guidance_scale,
-                image_guidance_scale=self.params.image_guidance_scale,
-                generator=torch.Generator(device="cpu").manual_seed(seed),
-            )
-            rationale = (getattr(out, "rationales", None) or [None])[0]
-            results.append((out.images[0], rationale or None))
-        return results
+        out = self.pipe(
+            [im.convert("RGB") for im in images],
+            list(instructions),
+            num_inference_steps=self.params.num_inference_steps,
+            guidance_scale=self.params.guidance_scale,
+            image_guidance_scale=self.params.image_guidance_scale,
+            generator=[torch.Generator(device="cpu").manual_seed(s) for s in seeds],
+        )
+        rationales = list(getattr(out, "rationales", None) or [None] * len(images))
+        return [(img, r or None) for img, r in zip(out.images, rationales, strict=True)]
 
     def describe(self) -> dict[str, Any]:
         """Path and the model config's fingerprint."""

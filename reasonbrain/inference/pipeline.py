@@ -90,7 +90,7 @@ class ReasonBrainPipeline:
         num_inference_steps: int = 20,
         guidance_scale: float | None = None,
         image_guidance_scale: float | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
     ) -> EditPipelineOutput:
         """Edit a batch of images.
 
@@ -101,7 +101,9 @@ class ReasonBrainPipeline:
             num_inference_steps: DDIM steps.
             guidance_scale: text guidance s_T (model default when None).
             image_guidance_scale: image guidance s_I (model default when None).
-            generator: seeds the initial noise (CPU generator).
+            generator: seeds the initial noise (CPU generator); a list gives one generator
+                per image (the diffusers convention), so each image's noise depends on its own
+                generator only, not on its position in the batch.
 
         Raises:
             ValueError: the numbers of images and instructions differ.
@@ -132,7 +134,7 @@ class ReasonBrainPipeline:
         img3 = torch.cat([src_lat, src_lat, torch.zeros_like(src_lat)])
         scheduler = diffusion.sampling_scheduler()
         scheduler.set_timesteps(num_inference_steps, device=dev)
-        latents = torch.randn(src_lat.shape, generator=generator).to(dev)
+        latents = initial_noise(src_lat.shape, generator).to(dev)
         latents = latents * scheduler.init_noise_sigma
         for t in scheduler.timesteps:
             x = scheduler.scale_model_input(torch.cat([latents] * 3), t)
@@ -149,3 +151,18 @@ class ReasonBrainPipeline:
             rationales,
             {"reasoning_s": t1 - t0, "denoising_s": t2 - t1},
         )
+
+
+def initial_noise(
+    shape: torch.Size, generator: torch.Generator | list[torch.Generator] | None
+) -> torch.Tensor:
+    """Standard-normal starting latents; with a list, image ``i`` uses ``generator[i]``.
+
+    Raises:
+        ValueError: a list whose length is not the batch size.
+    """
+    if isinstance(generator, list):
+        if len(generator) != shape[0]:
+            raise ValueError(f"{len(generator)} generators for a batch of {shape[0]}")
+        return torch.cat([torch.randn((1, *shape[1:]), generator=g) for g in generator])
+    return torch.randn(shape, generator=generator)
