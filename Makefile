@@ -19,14 +19,18 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
-## make demo: build + validate the default dataset with DVC (later stages extend the pipeline).
+## make demo: the whole pipeline on embedded defaults with DVC (data → validate → train ReasonBrain
+## and the ip2p baseline → evaluate both + identity → comparison report), then push to the remote.
 demo: install
 	$(BIN)/dvc repro
 	$(BIN)/dvc push -q
 	@echo
-	$(BIN)/reasonbrain data stats $$($(BIN)/python -c "from reasonbrain.config import load_params; print(load_params().data.dir)")
-	@echo "Dataset: $$($(BIN)/python -c "from reasonbrain.config import load_params; print(load_params().data.dir.resolve())")"
-	@echo "Validation report: reports/validation.json (HTML data docs: reports/validation_docs/)"
+	$(BIN)/dvc metrics show
+	@echo
+	@echo "Dataset:           $$($(BIN)/python -c "from reasonbrain.config import load_params; print(load_params().data.dir.resolve())")"
+	@echo "Validation report: reports/validation.json (HTML data docs: reports/validation_docs/index.html)"
+	@echo "Trained model:     models/reasonbrain/model (try: reasonbrain edit --model models/reasonbrain/model ...)"
+	@echo "Comparison:        reports/compare.md (per-sample edits under reports/eval/*/images)"
 
 lint: install
 	$(BIN)/ruff check reasonbrain flows dashboard benchmarks tests

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from reasonbrain.compute import ensure_ray
 from reasonbrain.data.schema import Record, manifest_path, read_manifest, resolve_in_root
 from reasonbrain.errors import ConfigError, DatasetError
 from reasonbrain.evaluation.images import atomic_write_bytes, load_rgb, png_bytes
@@ -275,8 +276,7 @@ def run_ray(
     """
     import ray
 
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False)
+    ensure_ray(log_to_driver=False)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     blocks = max(1, min(len(items), math.ceil(len(items) / params.batch_size)))

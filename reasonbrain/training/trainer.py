@@ -17,7 +17,6 @@ default ``<REASONBRAIN_HOME>/checkpoints``.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -26,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reasonbrain.compute import ensure_ray
 from reasonbrain.config import Params, get_settings
 from reasonbrain.data.schema import manifest_path
 from reasonbrain.data.staging import staged_dir
@@ -72,19 +72,6 @@ class TrainResult:
         d = asdict(self)
         d["out_dir"], d["model_dir"] = str(self.out_dir), str(self.model_dir)
         return d
-
-
-def ensure_ray() -> None:
-    """Connect to ``RAY_ADDRESS`` or start a local Ray (no dashboard) unless already running."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, logging_level=logging.WARNING)
-    else:
-        ray.init(include_dashboard=False, logging_level=logging.WARNING)
 
 
 def _check_data(data_dir: Path) -> None:
