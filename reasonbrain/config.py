@@ -107,6 +107,9 @@ class ModelParams(StrictModel):
     use_cme: bool = True
     use_rationale: bool = Field(True, description="L_MLLM also on the target caption")
     prediction_type: Literal["epsilon", "v_prediction", "sample"] = "sample"
+    source_residual: bool = Field(
+        True, description="x0 = source latent + UNet output (prediction_type=sample only)"
+    )
     cond_drop_text: float = Field(0.05, ge=0, le=1)
     cond_drop_image: float = Field(0.05, ge=0, le=1)
     cond_drop_both: float = Field(0.05, ge=0, le=1)

@@ -94,6 +94,9 @@ class ReasonBrainConfig(BaseModel):
     codec_factor: int = 2
     vae: dict[str, Any] | None = None
     vae_scaling_factor: float = 0.18215
+    source_residual: bool = Field(
+        False, description="x0 = source latent + UNet output (prediction_type=sample only)"
+    )
 
     # training
     cond_drop_text: float = 0.05
@@ -144,6 +147,13 @@ class ReasonBrainConfig(BaseModel):
                 f"UNet cross_attention_dim {unet_cross} != conditioning width cond_dim "
                 f"{self.cond_dim}",
                 "make the QFormer/CME output width equal to the UNet's cross-attention width",
+            )
+        prediction = self.scheduler.get("prediction_type", "epsilon")
+        if self.source_residual and prediction != "sample":
+            raise bad(
+                f"source_residual predicts x0 as source + residual, but prediction_type is "
+                f"{prediction!r}",
+                "set model.prediction_type=sample or model.source_residual=false",
             )
         lat = self.latent_channels
         if self.unet.get("in_channels") != 2 * lat:

@@ -37,6 +37,7 @@ def _common(params: ModelParams) -> dict[str, Any]:
         "image_size": params.image_size,
         **{k: getattr(params, k) for k in _ABLATIONS},
         "use_rationale": params.use_rationale,
+        "source_residual": params.source_residual,
         "cond_drop_text": params.cond_drop_text,
         "cond_drop_image": params.cond_drop_image,
         "cond_drop_both": params.cond_drop_both,
@@ -382,7 +383,11 @@ def model_from_config(
     cfg.check()
     pre = dict(pretrained or {})
     diffusion = DiffusionBackbone(
-        cfg.unet, cfg.scheduler, _codec(cfg, pre.pop("vae", None)), unet=pre.pop("unet", None)
+        cfg.unet,
+        cfg.scheduler,
+        _codec(cfg, pre.pop("vae", None)),
+        unet=pre.pop("unet", None),
+        source_residual=cfg.source_residual,
     )
     model: EditModel
     if cfg.kind == "ip2p":
