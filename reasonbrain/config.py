@@ -204,6 +204,11 @@ class EvalParams(StrictModel):
     bootstrap_resamples: int = Field(1000, ge=10)
     ci_level: float = Field(0.95, gt=0, lt=1)
     gallery_per_category: int = Field(3, ge=0)
+    magicbrush_protocol: Literal["single_turn", "final_turn"] = Field(
+        "single_turn",
+        description="MagicBrush: each turn from its ground-truth input, or one sample per session "
+        "with the turns chained on the model's own outputs (scored at the final turn)",
+    )
 
     @field_validator("metrics")
     @classmethod

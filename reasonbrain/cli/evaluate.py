@@ -14,7 +14,11 @@ def evaluate(
     data: Path | None = typer.Option(None, "--data", help="Dataset dir (default: data.dir)."),
     split: str | None = typer.Option(None, "--split", help="train|val|test (default: eval.split)."),
     out: Path = typer.Option(..., "--out", help="Output directory (resumable)."),
-    limit: int | None = typer.Option(None, "--limit", help="Only the first N records."),
+    limit: int | None = typer.Option(
+        None,
+        "--limit",
+        help="Only the first N samples (records; sessions under final-turn MagicBrush).",
+    ),
     engine: str = typer.Option("ray", "--engine", help="ray (Ray Data actors) or loop."),
     force: bool = typer.Option(False, "--force", help="Start over instead of resuming --out."),
     params_path: Path | None = ParamsOption,

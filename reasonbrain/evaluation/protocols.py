@@ -18,20 +18,41 @@ rules (compare with the input image).
 
 CLIP-dir needs an input caption (``meta.input_caption`` or ``meta.source_caption``) and an
 output caption; it is skipped (with a note) otherwise.
+
+**MagicBrush turns** (``eval.magicbrush_protocol``; see
+:mod:`reasonbrain.data.importers.magicbrush`). ``single_turn``: each turn is a sample of its own
+(its ground-truth input is edited). ``final_turn``: each *session* is one sample
+(:func:`eval_units`): the editor starts from ``meta.session_input`` and applies the turns'
+instructions in order, each to its own previous output; the last output is compared with the final
+turn's target and local caption (:func:`final_turn_record`), under the ``reference`` rules above.
+Records of other benchmarks are single samples under either setting.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from reasonbrain.data.importers.magicbrush import session_chains
 from reasonbrain.data.schema import Record, SynthMeta, resolve_in_root
+from reasonbrain.errors import DatasetError
 from reasonbrain.evaluation.images import BoolMask, load_mask, load_rgb
 
 PROTOCOLS: tuple[str, ...] = ("reasonsynth", "reference", "emu_edit", "reason_edit")
+
+#: ``eval.magicbrush_protocol`` values and what each one compares (recorded in metrics.json).
+MAGICBRUSH_PROTOCOLS: dict[str, str] = {
+    "single_turn": "each turn edits its ground-truth input; compared with that turn's target",
+    "final_turn": (
+        "per session, the turns' instructions are applied in order from meta.session_input, each "
+        "to the model's own previous output; the last output is compared with the final turn's "
+        "target and local caption"
+    ),
+}
 
 _ALIASES = {
     "reasonsynth": "reasonsynth",
@@ -141,3 +162,84 @@ def load_refs(record: Record, root: Path) -> SampleRefs:
         }
         refs.synth = {"family": sm.family, "holdout": sm.holdout}
     return refs
+
+
+# ------------------------------------------------------------------------ MagicBrush sessions
+@dataclass(frozen=True)
+class EvalUnit:
+    """One evaluated sample: a record, or a MagicBrush session chained under final-turn.
+
+    ``turns`` are edited one after the other; the last one names the sample (id, target,
+    caption). ``session`` is the MagicBrush session id when the unit is a final-turn chain
+    (editing then starts from ``meta.session_input``), else ``None`` (one edit of the record's
+    own ``src_image``).
+    """
+
+    turns: tuple[Record, ...]
+    session: str | None = None
+
+    @property
+    def id(self) -> str:
+        """The sample id: the last turn's record id."""
+        return self.turns[-1].id
+
+
+def eval_units(records: Sequence[Record], magicbrush_protocol: str) -> list[EvalUnit]:
+    """The samples to evaluate, in manifest order.
+
+    Under ``final_turn`` each MagicBrush session is one unit (its turns in order, placed where the
+    session's first record is); every other record is a unit of its own. Under ``single_turn``
+    every record is a unit of its own.
+
+    Raises:
+        DatasetError: a MagicBrush session whose turns are not exactly 1..num_turns, whose last
+            turn is not marked ``final_turn`` or whose turns disagree on ``session_input``.
+    """
+    if magicbrush_protocol == "single_turn":
+        return [EvalUnit((r,)) for r in records]
+    chains = session_chains(records)
+    for sid, chain in chains.items():
+        _check_session(sid, chain)
+    units: list[EvalUnit] = []
+    emitted: set[str] = set()
+    for r in records:
+        meta = r.meta or {}
+        if meta.get("benchmark") != "magicbrush":
+            units.append(EvalUnit((r,)))
+        elif (sid := str(meta["session_id"])) not in emitted:
+            emitted.add(sid)
+            units.append(EvalUnit(tuple(chains[sid]), session=sid))
+    return units
+
+
+def _check_session(sid: str, chain: Sequence[Record]) -> None:
+    metas = [r.meta or {} for r in chain]
+    turns = [int(m["turn"]) for m in metas]
+    expected = list(range(1, int(metas[-1].get("num_turns", 0)) + 1))
+    problem = None
+    if turns != expected:
+        problem = f"turns {turns} are not 1..num_turns ({len(expected)})"
+    elif not metas[-1].get("final_turn"):
+        problem = f"its last turn {chain[-1].id!r} is not marked final_turn"
+    elif len({m.get("session_input") for m in metas}) != 1 or not metas[0].get("session_input"):
+        problem = "its turns disagree on (or lack) meta.session_input"
+    if problem:
+        raise DatasetError(
+            f"MagicBrush session {sid!r} cannot be chained for final-turn evaluation: {problem}",
+            where=f"records {', '.join(r.id for r in chain)}",
+            fix="re-import the whole session (reasonbrain import magicbrush), or evaluate with "
+            "eval.magicbrush_protocol=single_turn",
+        )
+
+
+def final_turn_record(turns: Sequence[Record]) -> Record:
+    """The record a final-turn output is scored against: the final turn's target and local
+    caption, with the *session's* input as the source (CLIP-dir, judges) and turn 1's input
+    caption as the input caption (CLIP-dir is skipped when turn 1 has none)."""
+    first, last = (turns[0].meta or {}), (turns[-1].meta or {})
+    meta = {k: v for k, v in last.items() if k not in ("input_caption", "source_caption")}
+    if first.get("input_caption"):
+        meta["input_caption"] = first["input_caption"]
+    data = turns[-1].model_dump()
+    data.update(src_image=str(last["session_input"]), meta=meta)
+    return Record.model_validate(data)

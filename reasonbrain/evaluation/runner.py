@@ -6,12 +6,20 @@ batch is edited and scored inside the actor, and the driver writes what comes ba
 worker runs in a plain loop with ``engine="loop"`` (no Ray; used by the throughput benchmark as
 the baseline and by fast tests).
 
+A sample is usually one record. Under ``eval.magicbrush_protocol=final_turn`` a MagicBrush
+session is one sample (:func:`~reasonbrain.evaluation.protocols.eval_units`): its whole chain of
+edits runs inside one worker call — turn k edits the model's own output of turn k-1, starting
+from the session's input, each turn with its own record's seed — and the last output is stored
+and scored under the final turn's id. Sessions are independent, so Ray Data still spreads them
+over actors; within a batch, the k-th turns of its sessions go to the predictor together.
+
 Output directory::
 
     OUT/run.json        what was evaluated (model, data, split, eval params) — resumption key
     OUT/images/<id>.png the edited image of each sample
     OUT/samples.jsonl   one row per sample: per-sample metrics, verifier verdict, judge answer,
-                        rationale, seed
+                        rationale, seed (final-turn MagicBrush rows add ``session``: id, turns
+                        applied, turn ids and seeds)
     OUT/metrics.json    aggregates with bootstrap CIs + the configuration behind every number
     OUT/per_category.json  one row per category (DVC plots)
     OUT/judge_cache/    judge answers by (image hashes, instruction, judge id, prompt version)
@@ -42,8 +50,16 @@ from reasonbrain.data.schema import Record, manifest_path, read_manifest, resolv
 from reasonbrain.errors import ConfigError, DatasetError
 from reasonbrain.evaluation.images import atomic_write_bytes, load_rgb, png_bytes
 from reasonbrain.evaluation.predictors import check_model_spec, load_predictor, sample_seed
+from reasonbrain.evaluation.protocols import (
+    MAGICBRUSH_PROTOCOLS,
+    EvalUnit,
+    eval_units,
+    final_turn_record,
+)
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from reasonbrain.config import EvalParams, Settings
 
 Engine = Literal["ray", "loop"]
@@ -118,16 +134,41 @@ class EvalWorker:
         self.scorer = Scorer(self.params, cfg, judge=judge, device=device)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """``{"record": json[], "seed": int[]}`` → ``{"id", "png", "row"}`` (one per record)."""
+        """``{"record": json[], "seed": int[], "session": str[], "chain": json[]}`` →
+        ``{"id", "png", "row"}`` (one per sample; see :func:`_items`)."""
         records = [Record.model_validate_json(str(s)) for s in batch["record"]]
         seeds = [int(s) for s in batch["seed"]]
-        sources = [load_rgb(resolve_in_root(self.root, r.src_image)) for r in records]
-        preds = self.predictor.predict(sources, [r.instruction for r in records], seeds)
+        sessions = [str(s) or None for s in batch["session"]]
+        chains = [
+            [Record.model_validate(t) for t in json.loads(str(c))] if sid else [rec]
+            for rec, sid, c in zip(records, sessions, batch["chain"], strict=True)
+        ]
+        # every turn's seed comes from its own record id; the last turn's is the sample's seed
+        turn_seeds = [
+            [sample_seed(t.id, self.params.seed) for t in chain[:-1]] + [seed]
+            for chain, seed in zip(chains, seeds, strict=True)
+        ]
+        starts = [
+            str((chain[0].meta or {})["session_input"]) if sid else rec.src_image
+            for rec, sid, chain in zip(records, sessions, chains, strict=True)
+        ]
+        preds = self._edit_chains(starts, chains, turn_seeds)
         ids, pngs, rows = [], [], []
-        for rec, seed, (image, rationale) in zip(records, seeds, preds, strict=True):
-            row = self.scorer.score(rec, self.root, image, rationale)
-            row["seed"] = seed
+        for rec, sid, chain, tseeds, (image, rationale) in zip(
+            records, sessions, chains, turn_seeds, preds, strict=True
+        ):
+            scored = final_turn_record(chain) if sid else rec
+            row = self.scorer.score(scored, self.root, image, rationale)
+            row["seed"] = tseeds[-1]
             row["image"] = f"{IMAGES}/{image_name(rec.id)}"
+            if sid:
+                row["session"] = {
+                    "id": sid,
+                    "protocol": "final_turn",
+                    "turns_applied": len(chain),
+                    "turn_ids": [t.id for t in chain],
+                    "turn_seeds": tseeds,
+                }
             ids.append(rec.id)
             pngs.append(png_bytes(image))
             rows.append(json.dumps(row, ensure_ascii=False, allow_nan=False))
@@ -136,6 +177,27 @@ class EvalWorker:
             "png": np.array(pngs, dtype=object),
             "row": np.array(rows, dtype=object),
         }
+
+    def _edit_chains(
+        self, starts: list[str], chains: list[list[Record]], seeds: list[list[int]]
+    ) -> list[tuple[Image.Image, str | None]]:
+        """Apply each chain's instructions in order, each to the previous output.
+
+        Turn k of every chain that has one goes to the predictor in one call (a single-record
+        sample is a chain of one, so a single-turn batch is exactly one call).
+        """
+        images = [load_rgb(resolve_in_root(self.root, s)) for s in starts]
+        rationales: list[str | None] = [None] * len(chains)
+        for k in range(max((len(c) for c in chains), default=0)):
+            active = [i for i, c in enumerate(chains) if len(c) > k]
+            preds = self.predictor.predict(
+                [images[i] for i in active],
+                [chains[i][k].instruction for i in active],
+                [seeds[i][k] for i in active],
+            )
+            for i, (image, rationale) in zip(active, preds, strict=True):
+                images[i], rationales[i] = image, rationale
+        return list(zip(images, rationales, strict=True))
 
 
 # ----------------------------------------------------------------------------------- storage
@@ -246,14 +308,26 @@ def prepare_out(out: Path, key: dict[str, Any], force: bool) -> None:
 BatchFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
-def _items(records: Sequence[Record], seed: int) -> list[dict[str, Any]]:
-    return [{"record": r.model_dump_json(), "seed": sample_seed(r.id, seed)} for r in records]
+def _items(units: Sequence[EvalUnit], seed: int) -> list[dict[str, Any]]:
+    """One work item per sample: its (last) record and seed; a final-turn session also carries
+    its id and all its turns (JSON), so the whole chain runs in one worker call."""
+    return [
+        {
+            "record": u.turns[-1].model_dump_json(),
+            "seed": sample_seed(u.id, seed),
+            "session": u.session or "",
+            "chain": json.dumps([t.model_dump(mode="json") for t in u.turns]) if u.session else "",
+        }
+        for u in units
+    ]
 
 
 def _as_batch(items: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
     return {
         "record": np.array([i["record"] for i in items], dtype=object),
         "seed": np.array([i["seed"] for i in items], dtype=np.int64),
+        "session": np.array([i["session"] for i in items], dtype=object),
+        "chain": np.array([i["chain"] for i in items], dtype=object),
     }
 
 
@@ -353,7 +427,8 @@ def evaluate(
         out: output directory.
         params: the ``eval`` section of params.
         split: overrides ``params.split``.
-        limit: evaluate only the first N records of the split.
+        limit: evaluate only the first N samples of the split (records; a MagicBrush session
+            counts as one sample under ``eval.magicbrush_protocol=final_turn``).
         engine: ``ray`` (Ray Data actors) or ``loop`` (in-process).
         settings: where weights/judges live (default: from the environment).
         force: clear a previous evaluation in ``out`` instead of resuming it.
@@ -370,11 +445,11 @@ def evaluate(
     if limit is not None and limit < 1:
         raise ConfigError("--limit must be at least 1", where=str(limit))
     spec = check_model_spec(model)
-    records = load_records(data, split, limit)
+    units = eval_units(load_records(data, split, None), params.magicbrush_protocol)[:limit]
     key = run_key(spec, data, split, params)
     prepare_out(out, key, force)
     done = read_done(out)
-    todo = [r for r in records if r.id not in done]
+    todo = [u for u in units if u.id not in done]
     atomic_write_bytes(
         out / RUN, json.dumps({"key": key, "limit": limit}, indent=2).encode("utf-8")
     )
@@ -395,17 +470,17 @@ def evaluate(
         )
         _consume(batches, out, len(todo), progress, done)
     seconds = time.perf_counter() - t0
-    rows = [done[r.id] for r in records if r.id in done]
+    rows = [done[u.id] for u in units if u.id in done]
     info = {
         **key,
         "limit": limit,
         "engine": engine,
         "evaluated_now": len(todo),
-        "resumed_from": len(records) - len(todo),
+        "resumed_from": len(units) - len(todo),
         "seconds": round(seconds, 3),
     }
     doc = write_metrics(out, rows, params, cfg, info)
-    return EvalSummary(out, len(records), len(records) - len(todo), len(todo), seconds, doc)
+    return EvalSummary(out, len(units), len(units) - len(todo), len(todo), seconds, doc)
 
 
 def write_metrics(
@@ -515,5 +590,10 @@ def describe_config(
             "seed": params.seed,
         },
         "protocols": sorted({str(r.get("protocol")) for r in rows}),
+        "magicbrush_protocol": {
+            "name": params.magicbrush_protocol,
+            "rule": MAGICBRUSH_PROTOCOLS[params.magicbrush_protocol],
+            "sessions": sum(1 for r in rows if r.get("session")),
+        },
         "seeds": "per sample: sha256(f'{eval.seed}:{id}')[:8] & (2**63-1)",
     }
