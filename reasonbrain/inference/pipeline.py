@@ -15,6 +15,8 @@
       ε̃ = ε(∅, ∅) + s_I · (ε(c_I, ∅) − ε(∅, ∅)) + s_T · (ε(c_I, c_T) − ε(c_I, ∅))
 
   where "no text" is the model's learned null conditioning and "no image" a zero source latent.
+  Only the branches the scales need are run (as diffusers skips guidance at scale 1):
+  ``s_I = 1`` drops ``ε(∅, ∅)``, and ``s_I = s_T = 1`` runs the conditional branch alone.
 - DDIM sampling with the training scheduler's config; with a seeded ``generator`` the output is
   deterministic, and an edit does not depend on the other images in its batch.
 """
@@ -130,18 +132,20 @@ class ReasonBrainPipeline:
         src_lat = diffusion.codec.encode(src)
         cond = conditioning.cond.float()
         null = model.null_condition(b).float()
-        cond3 = torch.cat([cond, null, null])
-        img3 = torch.cat([src_lat, src_lat, torch.zeros_like(src_lat)])
+        zeros = torch.zeros_like(src_lat)
+        # branches in order (text+image, image only, neither); keep only what the scales need
+        n_branch = 1 if s_i == 1 and s_t == 1 else 2 if s_i == 1 else 3
+        cond_n = torch.cat([cond, null, null][:n_branch])
+        img_n = torch.cat([src_lat, src_lat, zeros][:n_branch])
         scheduler = diffusion.sampling_scheduler()
         scheduler.set_timesteps(num_inference_steps, device=dev)
         latents = initial_noise(src_lat.shape, generator).to(dev)
         latents = latents * scheduler.init_noise_sigma
         for t in scheduler.timesteps:
-            x = scheduler.scale_model_input(torch.cat([latents] * 3), t)
+            x = scheduler.scale_model_input(torch.cat([latents] * n_branch), t)
             with ctx:
-                out = diffusion.predict(x, t.expand(3 * b), img3, cond3).float()
-            full, image_only, uncond = out.chunk(3)
-            guided = uncond + s_i * (image_only - uncond) + s_t * (full - image_only)
+                out = diffusion.predict(x, t.expand(n_branch * b), img_n, cond_n).float()
+            guided = combine_guidance(out.chunk(n_branch), s_t, s_i)
             latents = scheduler.step(guided, t, latents).prev_sample
         pixels = diffusion.codec.decode(latents.to(src_lat.dtype)).float().clamp(-1, 1)
         t2 = time.perf_counter()
@@ -151,6 +155,22 @@ class ReasonBrainPipeline:
             rationales,
             {"reasoning_s": t1 - t0, "denoising_s": t2 - t1},
         )
+
+
+def combine_guidance(
+    branches: tuple[torch.Tensor, ...], text_scale: float, image_scale: float
+) -> torch.Tensor:
+    """Three-way guidance from the branches that were run (see the module docstring).
+
+    ``branches`` is ``(full,)``, ``(full, image_only)`` or ``(full, image_only, uncond)``; the
+    shorter forms are exact when the missing terms have weight zero (``s_I = 1``, ``s_T = 1``).
+    """
+    full = branches[0]
+    if len(branches) == 1:
+        return full
+    image_only = branches[1]
+    uncond = branches[2] if len(branches) == 3 else image_only
+    return uncond + image_scale * (image_only - uncond) + text_scale * (full - image_only)
 
 
 def initial_noise(

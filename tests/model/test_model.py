@@ -189,6 +189,32 @@ def test_ip2p_baseline_shares_the_unet_config(tiny_model: Any) -> None:
     assert torch.isfinite(out.loss) and out.loss_mllm == 0
 
 
+def test_source_residual_predicts_x0_as_source_plus_unet_output(tiny_model: Any) -> None:
+    diffusion = tiny_model.diffusion
+    assert diffusion.source_residual and diffusion.prediction_type == "sample"
+    g = torch.Generator().manual_seed(0)
+    lat = diffusion.codec.encode(make_batch(2)["src"])
+    noisy = torch.randn(lat.shape, generator=g)
+    t = torch.tensor([10, 900])
+    cond = tiny_model.null_condition(2)
+    with torch.no_grad():
+        raw = diffusion.unet(torch.cat([noisy, lat], 1), t, encoder_hidden_states=cond).sample
+        assert torch.allclose(diffusion.predict(noisy, t, lat, cond), raw + lat)
+        # the "no image" branch (zero source) stays a plain x0 prediction
+        zero = torch.zeros_like(lat)
+        plain = diffusion.unet(torch.cat([noisy, zero], 1), t, encoder_hidden_states=cond).sample
+        assert torch.allclose(diffusion.predict(noisy, t, zero, cond), plain)
+
+
+def test_source_residual_needs_x0_prediction() -> None:
+    from reasonbrain.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"prediction_type=sample or model\.source_residual"):
+        build_tiny(prediction_type="epsilon")
+    plain = build_tiny(prediction_type="epsilon", source_residual=False)
+    assert not plain.diffusion.source_residual
+
+
 def test_lora_lands_only_in_the_language_model() -> None:
     model = build_tiny(use_rationale=False)
     assert not any("lora_" in n for n, _ in model.named_parameters())

@@ -11,16 +11,20 @@ import pytest
 import torch
 
 from reasonbrain.data.torch_dataset import to_pil
-from reasonbrain.inference.pipeline import ReasonBrainPipeline
+from reasonbrain.inference.pipeline import ReasonBrainPipeline, combine_guidance
 from tests.model.conftest import make_batch
 
 
-def _edit(pipe: ReasonBrainPipeline, seed: int, steps: int = 3) -> Any:
+def _edit(
+    pipe: ReasonBrainPipeline, seed: int, steps: int = 3, scales: tuple[float, float] = (2.0, 1.5)
+) -> Any:
     batch = make_batch(2)
     return pipe(
         [to_pil(x) for x in batch["src"]],
         batch["instruction"],
         num_inference_steps=steps,
+        guidance_scale=scales[0],
+        image_guidance_scale=scales[1],
         generator=torch.Generator().manual_seed(seed),
     )
 
@@ -100,6 +104,37 @@ def test_guidance_uses_the_trained_null_branches(tiny_model: Any, monkeypatch: A
     assert torch.equal(cond[b : 2 * b], null) and torch.equal(cond[2 * b :], null)
     assert not torch.equal(cond[:b], null)
     assert torch.equal(src_lat[:b], src_lat[b : 2 * b]) and not src_lat[2 * b :].any()
+
+
+def test_guidance_from_fewer_branches_equals_the_three_way_formula() -> None:
+    g = torch.Generator().manual_seed(0)
+    full, image_only, uncond = (torch.randn(2, 3, 4, 4, generator=g) for _ in range(3))
+
+    def three_way(s_t: float, s_i: float) -> torch.Tensor:
+        return uncond + s_i * (image_only - uncond) + s_t * (full - image_only)
+
+    assert torch.allclose(combine_guidance((full, image_only, uncond), 3.0, 1.7), three_way(3, 1.7))
+    assert torch.allclose(combine_guidance((full, image_only), 3.0, 1.0), three_way(3, 1))
+    assert torch.equal(combine_guidance((full,), 1.0, 1.0), full)
+    assert torch.allclose(three_way(1, 1), full)
+
+
+@pytest.mark.parametrize(
+    ("scales", "branches"), [((2.0, 1.5), 3), ((2.0, 1.0), 2), ((1.0, 1.0), 1)]
+)
+def test_only_the_branches_the_scales_need_are_run(
+    tiny_model: Any, monkeypatch: Any, scales: tuple[float, float], branches: int
+) -> None:
+    sizes: list[int] = []
+    original = tiny_model.diffusion.predict
+
+    def spy(noisy: Any, t: Any, src_lat: Any, cond: Any) -> Any:
+        sizes.append(noisy.shape[0])
+        return original(noisy, t, src_lat, cond)
+
+    monkeypatch.setattr(tiny_model.diffusion, "predict", spy)
+    _edit(ReasonBrainPipeline(tiny_model), 0, steps=2, scales=scales)
+    assert sizes == [2 * branches, 2 * branches]
 
 
 def test_mismatched_inputs_raise(tiny_model: Any) -> None:
