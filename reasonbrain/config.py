@@ -187,6 +187,13 @@ class EvalParams(StrictModel):
     concurrency: int = Field(1, ge=1, description="predictor actors (Ray Data)")
     num_cpus_per_actor: float = Field(1.0, gt=0)
     num_gpus_per_actor: float = Field(0.0, ge=0)
+    torch_threads: int = Field(
+        0,
+        ge=0,
+        description="intra-op threads per predictor (0: this machine's CPUs / concurrency). Ray "
+        "pins an actor to its num_cpus, which on a small machine leaves cores idle while the "
+        "driver mostly waits",
+    )
     metrics: list[str] = Field(default_factory=lambda: list(EVAL_METRICS))
     verifier_region: Literal["mask", "union"] = Field(
         "union", description="mask, or mask ∪ pixels where a counterfactual differs from target"

@@ -78,6 +78,7 @@ OPERATIONAL_KEYS: frozenset[str] = frozenset(
         "concurrency",
         "num_cpus_per_actor",
         "num_gpus_per_actor",
+        "torch_threads",
         "bootstrap_resamples",
         "ci_level",
         "gallery_per_category",
@@ -102,6 +103,15 @@ def image_name(sample_id: str) -> str:
 
 
 # ------------------------------------------------------------------------------------ worker
+def predictor_threads(params: EvalParams) -> int:
+    """Intra-op threads for one predictor: ``torch_threads``, or this machine's CPUs split over
+    the actors. Ray sets an actor's thread count to its ``num_cpus`` (1 by default, so that Ray
+    Data keeps a CPU for itself), which on 2 cores left one idle while the driver mostly waits."""
+    if params.torch_threads:
+        return params.torch_threads
+    return max(1, (os.cpu_count() or 1) // params.concurrency)
+
+
 class EvalWorker:
     """Edits and scores batches; Ray Data builds one per actor (see the module docstring).
 
@@ -129,6 +139,10 @@ class EvalWorker:
         cfg = Settings.model_validate(settings)
         self.root = Path(data_root)
         device = "cuda" if self.params.num_gpus_per_actor > 0 else "cpu"
+        if device == "cpu":
+            import torch
+
+            torch.set_num_threads(predictor_threads(self.params))
         self.predictor = load_predictor(model, self.params, device)
         judge = build_judge(self.params, cfg, Path(cache_dir) if cache_dir else None)
         self.scorer = Scorer(self.params, cfg, judge=judge, device=device)

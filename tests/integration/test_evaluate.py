@@ -21,7 +21,9 @@ from reasonbrain.evaluation.runner import (
     SAMPLES,
     evaluate,
     image_name,
+    predictor_threads,
     read_done,
+    run_key,
     write_metrics,
 )
 from reasonbrain.evaluation.scoring import Scorer
@@ -110,6 +112,19 @@ def test_per_sample_seeds_are_stable_and_distinct() -> None:
 
 @pytest.mark.ray
 @pytest.mark.slow
+def test_predictor_threads_use_the_machine_not_rays_one_cpu_pin(monkeypatch: Any) -> None:
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert predictor_threads(EvalParams()) == 8
+    assert predictor_threads(EvalParams(concurrency=3)) == 2
+    assert predictor_threads(EvalParams(concurrency=16)) == 1
+    assert predictor_threads(EvalParams(torch_threads=3, concurrency=2)) == 3
+    # how fast, not what: a changed thread count still resumes the same run
+    base = run_key("m", Path("d"), "test", EvalParams())
+    assert run_key("m", Path("d"), "test", EvalParams(torch_threads=1)) == base
+
+
 def test_ray_data_gives_the_same_rows_as_the_loop(
     ds: Path, tmp_path: Path, ray_session: Any
 ) -> None:
