@@ -110,6 +110,12 @@ class ModelParams(StrictModel):
     source_residual: bool = Field(
         True, description="x0 = source latent + UNet output (prediction_type=sample only)"
     )
+    spatial_cue: bool = Field(
+        True,
+        description="tiny preset: grounding head → one UNet input channel saying where the "
+        "named object is (reasonbrain.models.grounding); needs the patch branch + ID controller",
+    )
+    loss_weight_ground: float = Field(1.0, ge=0, description="weight of the grounding BCE")
     cond_drop_text: float = Field(0.05, ge=0, le=1)
     cond_drop_image: float = Field(0.05, ge=0, le=1)
     cond_drop_both: float = Field(0.05, ge=0, le=1)

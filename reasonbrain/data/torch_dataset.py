@@ -15,6 +15,8 @@ Batch contract (what models and training code receive from :func:`collate_edits`
       "objects":        list[list[str]]           # object phrases (may be empty lists)
       "target_caption": list[str]                 # "" when the record has none
       "category":       list[str]
+      "mask":           FloatTensor[B, 1, H, W]   # affected region in [0, 1] (meta.mask), 0 if none
+      "has_mask":       BoolTensor[B]             # whether the record has a mask
     }
 """
 
@@ -50,6 +52,32 @@ def load_image(path: Path, image_size: int) -> np.ndarray:
             where=str(path),
             fix="run `reasonbrain data validate` on the dataset",
         ) from None
+
+
+def load_mask(path: Path, image_size: int) -> np.ndarray:
+    """Decode a mask PNG as ``uint8 [H, W]`` (0/255 after thresholding at 128) at ``image_size``.
+
+    Raises:
+        DatasetError: the file is missing or does not decode as an image.
+    """
+    try:
+        with Image.open(path) as im:
+            gray = im.convert("L")
+            if gray.size != (image_size, image_size):
+                gray = gray.resize((image_size, image_size), Image.Resampling.NEAREST)
+            return np.where(np.asarray(gray) >= 128, 255, 0).astype(np.uint8)
+    except (OSError, ValueError) as err:
+        raise DatasetError(
+            f"cannot read mask: {err}",
+            where=str(path),
+            fix="run `reasonbrain data validate` on the dataset",
+        ) from None
+
+
+def mask_path(record: Record) -> str | None:
+    """The record's affected-region mask (``meta.mask``), relative to the dataset root."""
+    value = (record.meta or {}).get("mask")
+    return value if isinstance(value, str) and value else None
 
 
 def to_tensor(arr: np.ndarray) -> torch.Tensor:
@@ -91,9 +119,13 @@ class EditDataset(Dataset[dict[str, Any]]):
             self.records = self.records[:limit]
         self._src: torch.Tensor | None = None
         self._tgt: torch.Tensor | None = None
+        self._mask: torch.Tensor | None = None
         if preload:
             self._src = self._load_all("src_image")
             self._tgt = self._load_all("tgt_image")
+            self._mask = (
+                torch.stack([self._load_mask(r) for r in self.records]) if self.records else None
+            )
 
     def _load_all(self, field: str) -> torch.Tensor:
         arrs = [self._load(getattr(r, field)) for r in self.records]
@@ -103,6 +135,13 @@ class EditDataset(Dataset[dict[str, Any]]):
 
     def _load(self, rel: str) -> np.ndarray:
         return load_image(resolve_in_root(self.root, rel), self.image_size)
+
+    def _load_mask(self, record: Record) -> torch.Tensor:
+        """``uint8 [1, H, W]`` (zeros when the record has no mask)."""
+        rel = mask_path(record)
+        if rel is None:
+            return torch.zeros(1, self.image_size, self.image_size, dtype=torch.uint8)
+        return torch.from_numpy(load_mask(resolve_in_root(self.root, rel), self.image_size))[None]
 
     def __len__(self) -> int:
         return len(self.records)
@@ -114,6 +153,7 @@ class EditDataset(Dataset[dict[str, Any]]):
 
     def __getitem__(self, idx: int) -> dict[str, Any]:
         r = self.records[idx]
+        mask = self._mask[idx] if self._mask is not None else self._load_mask(r)
         return {
             "id": r.id,
             "src": self._image(self._src, idx, r.src_image),
@@ -122,6 +162,8 @@ class EditDataset(Dataset[dict[str, Any]]):
             "objects": list(r.objects),
             "target_caption": r.target_caption or "",
             "category": r.category,
+            "mask": mask.float().div(255.0),
+            "has_mask": mask_path(r) is not None,
         }
 
 
@@ -137,4 +179,6 @@ def collate_edits(items: list[dict[str, Any]]) -> dict[str, Any]:
         "objects": [it["objects"] for it in items],
         "target_caption": [it["target_caption"] for it in items],
         "category": [it["category"] for it in items],
+        "mask": torch.stack([it["mask"] for it in items]),
+        "has_mask": torch.tensor([bool(it["has_mask"]) for it in items]),
     }

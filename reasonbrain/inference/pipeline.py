@@ -14,7 +14,8 @@
 
       ε̃ = ε(∅, ∅) + s_I · (ε(c_I, ∅) − ε(∅, ∅)) + s_T · (ε(c_I, c_T) − ε(c_I, ∅))
 
-  where "no text" is the model's learned null conditioning and "no image" a zero source latent.
+  where "no text" is the model's learned null conditioning (and no grounding cue, for models with
+  one) and "no image" a zero source latent.
   Only the branches the scales need are run (as diffusers skips guidance at scale 1):
   ``s_I = 1`` drops ``ε(∅, ∅)``, and ``s_I = s_T = 1`` runs the conditional branch alone.
 - DDIM sampling with the training scheduler's config; with a seeded ``generator`` the output is
@@ -137,6 +138,11 @@ class ReasonBrainPipeline:
         n_branch = 1 if s_i == 1 and s_t == 1 else 2 if s_i == 1 else 3
         cond_n = torch.cat([cond, null, null][:n_branch])
         img_n = torch.cat([src_lat, src_lat, zeros][:n_branch])
+        spatial_n = None
+        if conditioning.ground_logits is not None:
+            # the grounding cue is text conditioning: absent from the "no text" branches
+            spatial = model.spatial_cue(conditioning.ground_logits, src_lat.shape[-1]).float()
+            spatial_n = torch.cat([spatial, *[torch.zeros_like(spatial)] * 2][:n_branch])
         scheduler = diffusion.sampling_scheduler()
         scheduler.set_timesteps(num_inference_steps, device=dev)
         latents = initial_noise(src_lat.shape, generator).to(dev)
@@ -144,7 +150,7 @@ class ReasonBrainPipeline:
         for t in scheduler.timesteps:
             x = scheduler.scale_model_input(torch.cat([latents] * n_branch), t)
             with ctx:
-                out = diffusion.predict(x, t.expand(n_branch * b), img_n, cond_n).float()
+                out = diffusion.predict(x, t.expand(n_branch * b), img_n, cond_n, spatial_n).float()
             guided = combine_guidance(out.chunk(n_branch), s_t, s_i)
             latents = scheduler.step(guided, t, latents).prev_sample
         pixels = diffusion.codec.decode(latents.to(src_lat.dtype)).float().clamp(-1, 1)

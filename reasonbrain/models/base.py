@@ -27,6 +27,7 @@ from torch import nn
 
 from reasonbrain.models.config import ReasonBrainConfig
 from reasonbrain.models.diffusion import DiffusionBackbone
+from reasonbrain.models.grounding import cue_map, grounding_loss
 
 
 @dataclass
@@ -36,6 +37,10 @@ class Conditioning:
     cond: torch.Tensor  # [B, L, cond_dim]
     loss_mllm: torch.Tensor | None = None
     rationales: list[str] = field(default_factory=list)
+    #: grounding logits [B, 1, g, g] (models with a spatial cue; reasonbrain.models.grounding)
+    ground_logits: torch.Tensor | None = None
+    #: [B] bool — samples whose instruction names an object (the only ones grounding can learn)
+    ground_valid: torch.Tensor | None = None
 
 
 @dataclass
@@ -47,6 +52,7 @@ class EditModelOutput:
     loss_dm: torch.Tensor
     drop_text: torch.Tensor  # [B] bool — which samples had text/cues dropped
     drop_image: torch.Tensor  # [B] bool — which samples had the source image dropped
+    loss_ground: torch.Tensor | None = None  # grounding BCE (models with a spatial cue)
 
 
 class EditModel(nn.Module):
@@ -124,13 +130,44 @@ class EditModel(nn.Module):
             drop_text[:, None, None], self.null_condition(cond.shape[0]).to(cond.dtype), cond
         )
         src_lat = src_lat * (~drop_image)[:, None, None, None].to(src_lat.dtype)
-        loss_dm = self.diffusion.loss(tgt_lat, src_lat, cond, generator=None)
+        spatial = loss_ground = None
+        if conditioning.ground_logits is not None:
+            spatial = self.spatial_cue(conditioning.ground_logits, src_lat.shape[-1])
+            spatial = spatial * (~drop_text)[:, None, None, None].to(spatial.dtype)
+            if "mask" in batch:  # batches without masks (e.g. hand-built ones) train no grounding
+                loss_ground = grounding_loss(
+                    conditioning.ground_logits,
+                    batch["mask"].to(device),
+                    batch["has_mask"].to(device) & self._ground_valid(conditioning),
+                )
+        loss_dm = self.diffusion.loss(tgt_lat, src_lat, cond, generator=None, spatial=spatial)
         loss_mllm = conditioning.loss_mllm
         if loss_mllm is None:
             loss_mllm = torch.zeros((), device=device)
         c = self.config
         loss = c.loss_weight_mllm * loss_mllm + c.loss_weight_dm * loss_dm
-        return EditModelOutput(loss, loss_mllm.detach(), loss_dm.detach(), drop_text, drop_image)
+        if loss_ground is not None:
+            loss = loss + c.loss_weight_ground * loss_ground
+            loss_ground = loss_ground.detach()
+        return EditModelOutput(
+            loss, loss_mllm.detach(), loss_dm.detach(), drop_text, drop_image, loss_ground
+        )
+
+    @staticmethod
+    def _ground_valid(conditioning: Conditioning) -> torch.Tensor:
+        assert conditioning.ground_logits is not None
+        if conditioning.ground_valid is not None:
+            return conditioning.ground_valid
+        return torch.ones(
+            conditioning.ground_logits.shape[0],
+            dtype=torch.bool,
+            device=conditioning.ground_logits.device,
+        )
+
+    @staticmethod
+    def spatial_cue(ground_logits: torch.Tensor, size: int) -> torch.Tensor:
+        """The UNet's grounding channel ``[B, 1, size, size]`` from grounding logits."""
+        return cue_map(ground_logits, size)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters by kind, for per-group learning rates.

@@ -94,6 +94,10 @@ class ReasonBrainConfig(BaseModel):
     codec_factor: int = 2
     vae: dict[str, Any] | None = None
     vae_scaling_factor: float = 0.18215
+    spatial_cue: bool = Field(
+        False, description="grounding head → one extra UNet input channel (tiny preset)"
+    )
+    loss_weight_ground: float = 1.0
     source_residual: bool = Field(
         False, description="x0 = source latent + UNet output (prediction_type=sample only)"
     )
@@ -156,10 +160,19 @@ class ReasonBrainConfig(BaseModel):
                 "set model.prediction_type=sample or model.source_residual=false",
             )
         lat = self.latent_channels
-        if self.unet.get("in_channels") != 2 * lat:
+        extra = int(self.spatial_cue)
+        if self.unet.get("in_channels") != 2 * lat + extra:
             raise bad(
-                f"UNet in_channels {self.unet.get('in_channels')} != 2 × latent channels {lat}",
-                "the source latent is concatenated to the noisy latent (InstructPix2Pix)",
+                f"UNet in_channels {self.unet.get('in_channels')} != 2 × latent channels {lat}"
+                + (" + 1 spatial cue" if extra else ""),
+                "the source latent (and the spatial cue) are concatenated to the noisy latent",
+            )
+        if self.spatial_cue and not (
+            self.kind == "reasonbrain" and self.use_patch_branch and self.use_id_controller
+        ):
+            raise bad(
+                "spatial_cue needs the ReasonBrain patch branch and the ID controller",
+                "set model.spatial_cue=false for this ablation or baseline",
             )
         if self.codec == "pixel_unshuffle" and lat != 3 * self.codec_factor**2:
             raise bad(

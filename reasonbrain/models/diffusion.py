@@ -120,13 +120,20 @@ class DiffusionBackbone(nn.Module):
         return DDIMScheduler.from_config(self.train_scheduler.config)
 
     def predict(
-        self, noisy: torch.Tensor, t: torch.Tensor, src_latent: torch.Tensor, cond: torch.Tensor
+        self,
+        noisy: torch.Tensor,
+        t: torch.Tensor,
+        src_latent: torch.Tensor,
+        cond: torch.Tensor,
+        spatial: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Prediction for ``cat([noisy, src_latent])`` at timesteps ``t`` given ``cond``.
+        """Prediction for ``cat([noisy, src_latent(, spatial)])`` at timesteps ``t`` given ``cond``.
 
-        The UNet output, plus ``src_latent`` with ``source_residual``.
+        The UNet output, plus ``src_latent`` with ``source_residual``. ``spatial`` is the
+        grounding cue ``[B, 1, h, w]`` of models built with one.
         """
-        x = torch.cat([noisy, src_latent], dim=1)
+        parts = [noisy, src_latent] if spatial is None else [noisy, src_latent, spatial]
+        x = torch.cat([p.to(noisy.dtype) for p in parts], dim=1)
         out = self.unet(x, t, encoder_hidden_states=cond).sample
         return out.to(src_latent.dtype) + src_latent if self.source_residual else out
 
@@ -136,6 +143,7 @@ class DiffusionBackbone(nn.Module):
         src_latent: torch.Tensor,
         cond: torch.Tensor,
         generator: torch.Generator | None = None,
+        spatial: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """L_DM: MSE between the UNet output and the prediction target at random timesteps."""
         b = target_latent.shape[0]
@@ -144,7 +152,7 @@ class DiffusionBackbone(nn.Module):
         n_t = self.train_scheduler.config.num_train_timesteps
         t = torch.randint(0, n_t, (b,), generator=generator, device=dev)
         noisy = self.train_scheduler.add_noise(target_latent, noise, t)
-        pred = self.predict(noisy, t, src_latent, cond)
+        pred = self.predict(noisy, t, src_latent, cond, spatial)
         if self.prediction_type == "epsilon":
             target = noise
         elif self.prediction_type == "v_prediction":

@@ -113,9 +113,16 @@ def tiny_config(
         "projector_hidden_act": "gelu",
     }
     latent = 3 * 4
+    # the grounding head needs patch tokens and phrase tokens (off for ip2p and those ablations)
+    spatial = (
+        params.spatial_cue
+        and params.kind == "reasonbrain"
+        and params.use_patch_branch
+        and params.use_id_controller
+    )
     unet = {
         "sample_size": size // 2,
-        "in_channels": 2 * latent,
+        "in_channels": 2 * latent + int(spatial),
         "out_channels": latent,
         "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
         "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
@@ -151,6 +158,8 @@ def tiny_config(
         cme_queries=8,
         cme_heads=2,
         unet=unet,
+        spatial_cue=spatial,
+        loss_weight_ground=params.loss_weight_ground,
         scheduler=_scheduler(params.prediction_type),
         codec="pixel_unshuffle",
         codec_factor=2,

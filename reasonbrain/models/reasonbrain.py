@@ -10,6 +10,9 @@ The reasoning path (:meth:`ReasonBrainModel.condition`) in order:
 6. CME: visual branch (patch tokens ↔ R_V, reading V̂) → R̄_V; text branch (instruction
    tokens ↔ R_T, reading V̂) → R̄_T.
 7. Conditioning for the UNet: [V̂ ; R̄_V ; R̄_T].
+8. (tiny preset, ``spatial_cue``; an extension, not in the paper) the grounding head scores the
+   patch tokens against the object-phrase tokens → a map of where the named object is, one extra
+   UNet input channel (:mod:`reasonbrain.models.grounding`).
 
 Ablations remove parts: no patch/region branch → no R_V (and no visual CME branch); no ID
 controller → no R_T (and no text CME branch); no CME → conditioning is V̂ alone. All off is the
@@ -29,6 +32,7 @@ from reasonbrain.models.config import ReasonBrainConfig
 from reasonbrain.models.diffusion import DiffusionBackbone
 from reasonbrain.models.encoders import ImageEncoder, TextEncoder
 from reasonbrain.models.frce import VisualCueBranch
+from reasonbrain.models.grounding import GroundingHead
 from reasonbrain.models.id_controller import IDController
 from reasonbrain.models.mllm import ReasoningMLLM
 from reasonbrain.models.objects import extract_objects
@@ -98,6 +102,9 @@ class ReasonBrainModel(EditModel):
             )
             self.phrase_proj = nn.Linear(self.text_encoder.hidden_size, c.frce_dim)
             self.id_controller = IDController(c.frce_dim, c.frce_heads, c.id_layers)
+        self.grounding: GroundingHead | None = None
+        if c.spatial_cue:
+            self.grounding = GroundingHead(c.frce_dim)
 
         r = c.num_img_tokens
         img_ids = list(range(c.base_vocab_size, c.base_vocab_size + r))
@@ -188,12 +195,17 @@ class ReasonBrainModel(EditModel):
             patches, r_v, r_v_mask = self.visual_cues(src)
             cues.append(r_v)
             cue_masks.append(r_v_mask)
+        ground_logits = ground_valid = None
         if self.has_rt:
             assert self.id_controller is not None and r_v is not None and r_v_mask is not None
             phrases, phrase_mask = self.phrase_tokens(objects)
             r_t, r_t_mask = self.id_controller(phrases, phrase_mask, r_v, r_v_mask)
             cues.append(r_t)
             cue_masks.append(r_t_mask)
+            if self.grounding is not None:
+                assert patches is not None
+                ground_logits = self.grounding(patches, phrases, phrase_mask)
+                ground_valid = phrase_mask.any(dim=1)
         cue = torch.cat(cues, 1) if cues else None
         cue_mask = torch.cat(cue_masks, 1) if cue_masks else None
 
@@ -217,4 +229,6 @@ class ReasonBrainModel(EditModel):
             assert self.text_encoder is not None and r_t is not None and r_t_mask is not None
             tokens, token_mask, _ = self.text_encoder(instructions)
             parts.append(self.cme_text(tokens, token_mask, v_hat, r_t, r_t_mask))
-        return Conditioning(torch.cat(parts, dim=1), loss_mllm, out_rationales)
+        return Conditioning(
+            torch.cat(parts, dim=1), loss_mllm, out_rationales, ground_logits, ground_valid
+        )

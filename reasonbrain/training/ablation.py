@@ -10,7 +10,11 @@ Rungs (model switches on top of ``params.yaml``; everything else — data, steps
 ``frce``       + FRCE patch and region branches
 ``frce_id``    + ID controller
 ``full``       + CME (the full ReasonBrain)
+``no_cue``     ``full`` without the grounding cue (``spatial_cue``: the paper's conditioning)
 =============  ==========================================================================
+
+The grounding cue (:mod:`reasonbrain.models.grounding`, ``model.spatial_cue``) needs the patch
+branch and the ID controller, so it is on from ``frce_id`` up; ``no_cue`` measures what it adds.
 
 Writes ``reports/ablation.json`` (one entry per rung: switches, run name, model directory,
 training figures; the evaluation issue adds its metrics under ``eval``) and a markdown table.
@@ -51,6 +55,14 @@ RUNGS: dict[str, dict[str, Any]] = {
         "use_id_controller": True,
         "use_cme": True,
     },
+    "no_cue": {
+        "kind": "reasonbrain",
+        "use_patch_branch": True,
+        "use_region_branch": True,
+        "use_id_controller": True,
+        "use_cme": True,
+        "spatial_cue": False,
+    },
 }
 DESCRIPTIONS: dict[str, str] = {
     "ip2p": "InstructPix2Pix (text encoder only)",
@@ -60,6 +72,7 @@ DESCRIPTIONS: dict[str, str] = {
     "frce": "+ FRCE (patch + region)",
     "frce_id": "+ FRCE + ID controller",
     "full": "+ FRCE + ID controller + CME (ReasonBrain)",
+    "no_cue": "ReasonBrain without the grounding cue",
 }
 
 

@@ -297,7 +297,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         t0 = now()
         data_s = 0.0
         g_idx = global_batch_indices(len(source), tp.seed, step, tp.batch_size)
-        terms = torch.zeros(3, dtype=torch.float64)
+        terms = torch.zeros(4, dtype=torch.float64)
         for m in range(tp.grad_accum_steps):
             td = now()
             idx = shard_indices(
@@ -323,6 +323,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                         _scalar(out.loss),
                         _scalar(getattr(out, "loss_mllm", 0.0)),
                         _scalar(getattr(out, "loss_dm", out.loss)),
+                        _scalar(getattr(out, "loss_ground", 0.0)),
                     ],
                     dtype=torch.float64,
                 )
@@ -352,6 +353,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             "loss": float(terms[0]),
             "loss_mllm": float(terms[1]),
             "loss_dm": float(terms[2]),
+            "loss_ground": float(terms[3]),
             "grad_norm": _scalar(grad_norm),
             "step_s": step_s,
             "samples_per_s": tp.batch_size / step_s if step_s > 0 else 0.0,

@@ -1,9 +1,10 @@
 """Step log (JSON lines), DVC plots/metrics files, and live progress on the terminal.
 
 Rank 0 appends one JSON object per optimiser step to the log (``step``, ``loss``, ``loss_mllm``,
-``loss_dm``, ``lr/<group>``, ``samples_per_s``, ``data_wait_frac``, ``step_s``, and ``val_loss`` at
-validation steps). The log travels inside every checkpoint, so a resumed run continues it with no
-gaps or repeats; the driver writes the final copy and the DVC files from the last checkpoint:
+``loss_dm``, ``loss_ground``, ``lr/<group>``, ``samples_per_s``, ``data_wait_frac``, ``step_s``,
+and ``val_loss`` at validation steps). The log travels inside every checkpoint, so a resumed run
+continues it with no gaps or repeats; the driver writes the final copy and the DVC files from the
+last checkpoint:
 
 - ``train_log.jsonl`` — the full log;
 - ``plots/train.csv`` (``step,loss,loss_mllm,loss_dm,lr``) and ``plots/val.csv`` (``step,val_loss``)

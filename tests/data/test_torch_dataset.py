@@ -30,6 +30,28 @@ def test_items_and_batch_contract(ds_root: Path, preload: bool) -> None:
     assert diff[:16, :16].min() > 0 and diff[16:, 16:].max() == 0
 
 
+@pytest.mark.parametrize("preload", [False, True])
+def test_masks_come_from_meta_and_default_to_none(tmp_path: Path, preload: bool) -> None:
+    import json
+
+    from PIL import Image
+
+    root = make_mini_dataset(tmp_path / "ds", n_per_split=2, size=32)
+    mask = np.zeros((32, 32), dtype=np.uint8)
+    mask[:16, :16] = 255  # where the mini dataset's edit is
+    Image.fromarray(mask).convert("RGB").save(root / "images" / "train-0-mask.png")  # 3-channel
+    manifest = root / "train.jsonl"
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    rows[0]["meta"] = {**(rows[0].get("meta") or {}), "mask": "images/train-0-mask.png"}
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    ds = EditDataset(root, "train", image_size=16, preload=preload)  # resized with nearest
+    batch = collate_edits([ds[0], ds[1]])
+    assert batch["mask"].shape == (2, 1, 16, 16) and batch["has_mask"].tolist() == [True, False]
+    assert batch["mask"][0, 0, :8, :8].eq(1).all() and batch["mask"][0].sum() == 64
+    assert not batch["mask"][1].any()
+
+
 def test_preload_equals_lazy_loading(ds_root: Path) -> None:
     lazy = EditDataset(ds_root, "val", image_size=32)
     eager = EditDataset(ds_root, "val", image_size=32, preload=True)

@@ -33,7 +33,18 @@ def test_rungs_set_the_paper_switches() -> None:
     assert rung_params(base, "ip2p").model.kind == "ip2p"
     r = rung_params(base, "region").model
     assert r.use_region_branch and not r.use_patch_branch
-    assert list(RUNGS) == ["ip2p", "baseline", "patch", "region", "frce", "frce_id", "full"]
+    assert rung_params(base, "full").model.spatial_cue
+    assert not rung_params(base, "no_cue").model.spatial_cue
+    assert list(RUNGS) == [
+        "ip2p",
+        "baseline",
+        "patch",
+        "region",
+        "frce",
+        "frce_id",
+        "full",
+        "no_cue",
+    ]
 
 
 def test_report_and_table(tmp_path: Path) -> None:

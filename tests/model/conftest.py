@@ -49,6 +49,8 @@ def make_batch(n: int = 4, seed: int = 0, blank: bool = False) -> dict[str, Any]
         "objects": [list(OBJECTS[i]) for i in idx],
         "target_caption": [CAPTIONS[i] for i in idx],
         "category": ["physical"] * n,
+        "mask": (src != tgt).any(dim=1, keepdim=True).float(),
+        "has_mask": torch.ones(n, dtype=torch.bool),
     }
 
 

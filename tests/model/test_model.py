@@ -118,8 +118,14 @@ def test_dropout_replaces_cond_with_null_and_zeroes_source(
 ) -> None:
     seen: dict[str, torch.Tensor] = {}
 
-    def spy(tgt: torch.Tensor, src: torch.Tensor, cond: torch.Tensor, generator: Any = None) -> Any:
-        seen["src"], seen["cond"] = src, cond
+    def spy(
+        tgt: torch.Tensor,
+        src: torch.Tensor,
+        cond: torch.Tensor,
+        generator: Any = None,
+        spatial: Any = None,
+    ) -> Any:
+        seen["src"], seen["cond"], seen["spatial"] = src, cond, spatial
         return tgt.sum() * 0
 
     monkeypatch.setattr(tiny_model.diffusion, "loss", spy)
@@ -140,6 +146,8 @@ def test_dropout_replaces_cond_with_null_and_zeroes_source(
         assert bool(out.drop_text.all()) is drop_t and bool(out.drop_image.all()) is drop_i
         assert torch.equal(seen["cond"], null) is drop_t
         assert bool((seen["src"] == 0).all()) is drop_i
+        # the grounding cue is text conditioning: dropped with the text, kept otherwise
+        assert bool((seen["spatial"] == 0).all()) is drop_t
 
 
 def _top(model: Any) -> set[str]:
@@ -183,20 +191,24 @@ def test_ablation_switches_change_the_parameter_set(tiny_model: Any) -> None:
 
 def test_ip2p_baseline_shares_the_unet_config(tiny_model: Any) -> None:
     ip2p = build_tiny(kind="ip2p")
-    assert ip2p.config.unet == tiny_model.config.unet
+    # the same UNet except ReasonBrain's one extra input channel (the grounding cue)
+    ours = dict(tiny_model.config.unet)
+    assert ours.pop("in_channels") == ip2p.config.unet["in_channels"] + 1
+    assert {k: v for k, v in ip2p.config.unet.items() if k != "in_channels"} == ours
     assert set(parameter_counts(ip2p)) == {"null_cond", "diffusion.unet", "text_encoder", "total"}
     out = ip2p(make_batch(2))
     assert torch.isfinite(out.loss) and out.loss_mllm == 0
 
 
-def test_source_residual_predicts_x0_as_source_plus_unet_output(tiny_model: Any) -> None:
-    diffusion = tiny_model.diffusion
+def test_source_residual_predicts_x0_as_source_plus_unet_output() -> None:
+    model = build_tiny(spatial_cue=False)
+    diffusion = model.diffusion
     assert diffusion.source_residual and diffusion.prediction_type == "sample"
     g = torch.Generator().manual_seed(0)
     lat = diffusion.codec.encode(make_batch(2)["src"])
     noisy = torch.randn(lat.shape, generator=g)
     t = torch.tensor([10, 900])
-    cond = tiny_model.null_condition(2)
+    cond = model.null_condition(2)
     with torch.no_grad():
         raw = diffusion.unet(torch.cat([noisy, lat], 1), t, encoder_hidden_states=cond).sample
         assert torch.allclose(diffusion.predict(noisy, t, lat, cond), raw + lat)
@@ -213,6 +225,52 @@ def test_source_residual_needs_x0_prediction() -> None:
         build_tiny(prediction_type="epsilon")
     plain = build_tiny(prediction_type="epsilon", source_residual=False)
     assert not plain.diffusion.source_residual
+
+
+def test_grounding_cue_is_an_extra_unet_channel_trained_on_the_mask(tiny_model: Any) -> None:
+    from reasonbrain.models.grounding import grounding_loss
+
+    cfg = tiny_model.config
+    assert cfg.spatial_cue and cfg.unet["in_channels"] == 2 * cfg.latent_channels + 1
+    batch = make_batch(2)
+    with torch.no_grad():
+        out = tiny_model(batch)
+        cond = tiny_model.condition(batch["src"], batch["instruction"], batch["objects"])
+    assert cond.ground_logits is not None and cond.ground_logits.shape == (2, 1, 8, 8)
+    expected = grounding_loss(cond.ground_logits, batch["mask"], torch.ones(2, dtype=torch.bool))
+    assert out.loss_ground is not None and torch.allclose(out.loss_ground, expected)
+    # no mask in the batch → no grounding loss (the cue is still computed)
+    no_mask = {k: v for k, v in batch.items() if k not in ("mask", "has_mask")}
+    with torch.no_grad():
+        assert tiny_model(no_mask).loss_ground is None
+    # baselines and ablations without the ID controller have no cue
+    for kw in ({"kind": "ip2p"}, {"use_id_controller": False}, {"spatial_cue": False}):
+        other = build_tiny(**kw).config
+        assert not other.spatial_cue and other.unet["in_channels"] == 2 * other.latent_channels
+
+
+def test_grounding_loss_and_head_edge_cases() -> None:
+    from reasonbrain.models.grounding import GroundingHead, cue_map, grounding_loss
+
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[:, :, :8, :8] = 1  # top-left cell of a 2×2 grid
+    perfect = torch.full((2, 1, 2, 2), -30.0)
+    perfect[:, :, 0, 0] = 30.0
+    keep = torch.tensor([True, False])
+    assert grounding_loss(perfect, mask, keep) < 1e-6
+    wrong = -perfect
+    assert grounding_loss(wrong, mask, keep) > 10
+    # a sample that does not count changes nothing; none counting gives 0
+    mixed = torch.stack([perfect[0], wrong[1]])
+    assert torch.allclose(grounding_loss(mixed, mask, keep), grounding_loss(perfect, mask, keep))
+    assert grounding_loss(wrong, mask, torch.zeros(2, dtype=torch.bool)) == 0
+    # an instruction naming no object gives no cue anywhere
+    head = GroundingHead(8)
+    logits = head(
+        torch.randn(2, 4, 8), torch.randn(2, 3, 8), torch.tensor([[True] * 3, [False] * 3])
+    )
+    cue = cue_map(logits, 6)
+    assert cue.shape == (2, 1, 6, 6) and cue[1].max() < 1e-6 and cue[0].min() > 0
 
 
 def test_lora_lands_only_in_the_language_model() -> None:

@@ -92,18 +92,20 @@ def test_guidance_uses_the_trained_null_branches(tiny_model: Any, monkeypatch: A
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
     original = tiny_model.diffusion.predict
 
-    def spy(noisy: Any, t: Any, src_lat: Any, cond: Any) -> Any:
-        seen.append((src_lat, cond))
-        return original(noisy, t, src_lat, cond)
+    def spy(noisy: Any, t: Any, src_lat: Any, cond: Any, spatial: Any = None) -> Any:
+        seen.append((src_lat, cond, spatial))
+        return original(noisy, t, src_lat, cond, spatial)
 
     monkeypatch.setattr(tiny_model.diffusion, "predict", spy)
     _edit(ReasonBrainPipeline(tiny_model), 0, steps=1)
-    src_lat, cond = seen[0]
+    src_lat, cond, spatial = seen[0]
     b = 2
     null = tiny_model.null_condition(b)
     assert torch.equal(cond[b : 2 * b], null) and torch.equal(cond[2 * b :], null)
     assert not torch.equal(cond[:b], null)
     assert torch.equal(src_lat[:b], src_lat[b : 2 * b]) and not src_lat[2 * b :].any()
+    # the grounding cue goes with the text: only the full branch has it
+    assert spatial[:b].any() and not spatial[b:].any()
 
 
 def test_guidance_from_fewer_branches_equals_the_three_way_formula() -> None:
@@ -128,9 +130,9 @@ def test_only_the_branches_the_scales_need_are_run(
     sizes: list[int] = []
     original = tiny_model.diffusion.predict
 
-    def spy(noisy: Any, t: Any, src_lat: Any, cond: Any) -> Any:
+    def spy(noisy: Any, t: Any, src_lat: Any, cond: Any, spatial: Any = None) -> Any:
         sizes.append(noisy.shape[0])
-        return original(noisy, t, src_lat, cond)
+        return original(noisy, t, src_lat, cond, spatial)
 
     monkeypatch.setattr(tiny_model.diffusion, "predict", spy)
     _edit(ReasonBrainPipeline(tiny_model), 0, steps=2, scales=scales)
