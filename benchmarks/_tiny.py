@@ -32,6 +32,13 @@ def build(kind: str = "reasonbrain", seed: int = 0) -> Any:
     return build_model(ModelParams(kind=kind), corpus=INSTRUCTIONS + CAPTIONS, objects=objects)
 
 
+def default_size() -> int:
+    """The default image side (``params.yaml`` ``model.image_size``)."""
+    from reasonbrain.config import ModelParams
+
+    return ModelParams().image_size
+
+
 def scene(g: Any, n_objects: int = 3, size: int = 64) -> Any:
     """A flat-shaded scene in ``[-1, 1]`` (background + coloured rectangles), like ReasonSynth."""
     import torch
@@ -44,19 +51,22 @@ def scene(g: Any, n_objects: int = 3, size: int = 64) -> Any:
 
 
 def batch(n: int, seed: int = 0) -> dict[str, Any]:
-    """A collated batch of ``n`` synthetic 64-px edits (flat-shaded scenes)."""
+    """A collated batch of ``n`` synthetic edits (flat-shaded scenes) at the default size."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
+    size = default_size()
     idx = [i % len(INSTRUCTIONS) for i in range(n)]
     return {
         "id": [str(i) for i in range(n)],
-        "src": torch.stack([scene(g) for _ in range(n)]),
-        "tgt": torch.stack([scene(g) for _ in range(n)]),
+        "src": torch.stack([scene(g, size=size) for _ in range(n)]),
+        "tgt": torch.stack([scene(g, size=size) for _ in range(n)]),
         "instruction": [INSTRUCTIONS[i] for i in idx],
         "objects": [OBJECTS[i] for i in idx],
         "target_caption": [CAPTIONS[i] for i in idx],
         "category": ["physical"] * n,
+        "mask": torch.zeros(n, 1, size, size),
+        "has_mask": torch.zeros(n, dtype=torch.bool),
     }
 
 

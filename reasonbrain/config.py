@@ -40,7 +40,7 @@ class SynthParams(StrictModel):
     n_train: int = Field(6000, ge=0)
     n_val: int = Field(300, ge=0)
     n_test: int = Field(600, ge=0)
-    size: int = Field(64, ge=32, le=1024, description="image side in pixels")
+    size: int = Field(32, ge=32, le=1024, description="image side in pixels")
     seed: int = 0
     categories: dict[str, float] = Field(
         default_factory=lambda: dict.fromkeys(CATEGORIES, 0.25),
@@ -100,7 +100,7 @@ class ModelParams(StrictModel):
 
     preset: Literal["tiny", "paper"] = "tiny"
     kind: Literal["reasonbrain", "ip2p"] = Field("reasonbrain", description="ip2p = baseline")
-    image_size: int = Field(64, ge=32)
+    image_size: int = Field(32, ge=32)
     use_patch_branch: bool = True
     use_region_branch: bool = True
     use_id_controller: bool = True
@@ -138,7 +138,7 @@ class TrainParams(StrictModel):
     seed: int = 0
     batch_size: int = Field(16, ge=1, description="global batch per optimiser step")
     grad_accum_steps: int = Field(1, ge=1)
-    max_steps: int = Field(400, ge=1, description="the tiny demo budget")
+    max_steps: int = Field(1800, ge=1, description="the tiny demo budget")
     workers: int = Field(1, ge=1, description="Ray Train workers (data-parallel ranks)")
     cpus_per_worker: int = Field(2, ge=1)
     use_gpu: bool = False
@@ -157,10 +157,10 @@ class TrainParams(StrictModel):
     grad_clip: float = Field(1.0, ge=0, description="max gradient norm (0 = off)")
     gradient_checkpointing: bool = False
     ema_decay: float = Field(0.0, ge=0, lt=1, description="EMA of trained weights (0 = off)")
-    checkpoint_every: int = Field(200, ge=1)
+    checkpoint_every: int = Field(600, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     max_failures: int = Field(2, ge=0, description="worker-group restarts before giving up")
-    val_every: int = Field(200, ge=1)
+    val_every: int = Field(600, ge=1)
     val_samples: int = Field(32, ge=0, description="fixed val subset (first N records)")
     sample_images: int = Field(4, ge=0, description="sample edits saved at each validation")
     sample_steps: int = Field(20, ge=1, description="denoising steps of the sample edits")
@@ -187,7 +187,7 @@ class EvalParams(StrictModel):
     split: Literal["train", "val", "test"] = "test"
     num_inference_steps: int = Field(20, ge=1)
     guidance_scale: float = 2.0
-    image_guidance_scale: float = 1.5
+    image_guidance_scale: float = 1.0
     seed: int = Field(0, description="eval seed; each sample's seed = hash(sample id, seed)")
     batch_size: int = Field(8, ge=1, description="samples per predictor call")
     concurrency: int = Field(1, ge=1, description="predictor actors (Ray Data)")

@@ -167,13 +167,6 @@ class ReasonBrainConfig(BaseModel):
                 + (" + 1 spatial cue" if extra else ""),
                 "the source latent (and the spatial cue) are concatenated to the noisy latent",
             )
-        if self.spatial_cue and not (
-            self.kind == "reasonbrain" and self.use_patch_branch and self.use_id_controller
-        ):
-            raise bad(
-                "spatial_cue needs the ReasonBrain patch branch and the ID controller",
-                "set model.spatial_cue=false for this ablation or baseline",
-            )
         if self.codec == "pixel_unshuffle" and lat != 3 * self.codec_factor**2:
             raise bad(
                 f"latent channels {lat} != 3 × codec_factor² ({3 * self.codec_factor**2})",
@@ -202,6 +195,8 @@ class ReasonBrainConfig(BaseModel):
         if min(rates) < 0 or sum(rates) > 1:
             raise bad(f"conditioning-dropout rates {rates} must be >= 0 and sum to <= 1", "fix")
         if self.kind == "ip2p":
+            if self.spatial_cue:
+                raise bad("the ip2p baseline has no grounding cue", "set spatial_cue=false")
             return
         if not self.llava:
             raise bad("no MLLM (llava) config", "build the config with a preset")
@@ -221,3 +216,10 @@ class ReasonBrainConfig(BaseModel):
                 raise bad(f"feature_layers[{i}]={p} outside the {n}-layer vision tower", "fix it")
         if self.base_vocab_size <= 0:
             raise bad("base_vocab_size unset", "build the config with a preset and a tokenizer")
+        if self.spatial_cue and not (
+            self.kind == "reasonbrain" and self.use_patch_branch and self.use_id_controller
+        ):
+            raise bad(
+                "spatial_cue needs the ReasonBrain patch branch and the ID controller",
+                "set model.spatial_cue=false for this ablation or baseline",
+            )

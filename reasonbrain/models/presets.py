@@ -4,14 +4,18 @@
 
     model = build_model(params.model, corpus=instructions_and_captions, objects=object_phrases)
 
-- **tiny**: 64×64 images; CLIP towers, LLaVA (tiny Llama + tiny CLIP vision), QFormer, CME and a
-  diffusers UNet all built from config objects — nothing downloaded. The tokenizer is trained on
-  ``corpus``. Diffusion runs on a 32×32×12 space-to-depth latent with attention only at 16×16 and
-  8×8 maps, predicting x0 (see :mod:`reasonbrain.models.diffusion`).
+- **tiny**: ``image_size`` × ``image_size`` images (32 by default); CLIP towers, LLaVA (tiny Llama +
+  tiny CLIP vision, an 8×8 patch grid), QFormer, CME and a diffusers UNet all built from config
+  objects — nothing downloaded. The tokenizer is trained on ``corpus``. Diffusion runs on a
+  space-to-depth latent of half the image side × 12 channels, attention only at its two coarser
+  levels, predicting x0 as source + residual (see :mod:`reasonbrain.models.diffusion`), with
+  the grounding cue as one more UNet input channel (``model.spatial_cue``,
+  :mod:`reasonbrain.models.grounding`).
 - **paper**: LLaVA-1.5-7B (LoRA r=8, α=16), InstructPix2Pix's SD-1.5 UNet + VAE, CLIP ViT-L/14,
   SAM ViT-H; 32 ``[IMG]`` tokens, a 6-layer QFormer with 77 queries, CME with 5 blocks per branch.
   :func:`paper_config` holds the architectures as config objects so the wiring can be built on the
-  ``meta`` device (:func:`build_paper_on_meta`) without any weights.
+  ``meta`` device (:func:`build_paper_on_meta`) without any weights. It follows the paper:
+  ``model.spatial_cue`` is ignored (the pretrained UNet keeps its 8 input channels).
 """
 
 from __future__ import annotations
@@ -159,6 +163,7 @@ def tiny_config(
         cme_heads=2,
         unet=unet,
         spatial_cue=spatial,
+        image_guidance_scale=1.0,  # see params.yaml eval.image_guidance_scale
         loss_weight_ground=params.loss_weight_ground,
         scheduler=_scheduler(params.prediction_type),
         codec="pixel_unshuffle",

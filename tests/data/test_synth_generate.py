@@ -81,7 +81,7 @@ def test_records_and_ground_truth(dataset: Path) -> None:
             mask_img = Image.open(resolve_in_root(dataset, meta.mask))
             assert mask_img.mode == "L"
             mask = np.asarray(mask_img)
-            assert src.shape == tgt.shape == (64, 64, 3)
+            assert src.shape == tgt.shape == (PARAMS.size, PARAMS.size, 3)
             assert set(np.unique(mask)) <= {0, 255}
             inside = mask == 255
             assert np.array_equal(src[~inside], tgt[~inside]), rec.id

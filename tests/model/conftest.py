@@ -63,6 +63,7 @@ def build_tiny(**overrides: Any) -> Any:
     """A fresh tiny model (seeded) with ``ModelParams`` overrides."""
     from reasonbrain.models.presets import build_model
 
+    overrides.setdefault("image_size", 64)  # the scenes below are 64 px
     torch.manual_seed(0)
     objects = sorted({o for objs in OBJECTS for o in objs})
     return build_model(ModelParams(**overrides), corpus=corpus(), objects=objects)
