@@ -55,8 +55,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--actors", type=int, default=2, help="Ray Data actors")
     ap.add_argument("--cpus-per-actor", type=float, default=0.5)
-    ap.add_argument("--size", type=int, default=64, help="image side")
+    ap.add_argument("--size", type=int, default=0, help="image side (0: the default model's)")
     args = ap.parse_args(argv)
+    if not args.size:
+        from reasonbrain.config import ModelParams
+
+        args.size = ModelParams().image_size
 
     from reasonbrain.config import EvalParams, Settings
     from reasonbrain.evaluation.runner import evaluate
@@ -82,6 +86,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "batch_size": args.batch_size,
         "ray_actors": args.actors,
         "ray_cpus_per_actor": args.cpus_per_actor,
+        "image_size": args.size,
         "cpus": os.cpu_count(),
         "machine": platform.machine(),
     }

@@ -1,6 +1,7 @@
 """Benchmark: tiny training step (forward + backward + AdamW, batch 16) vs the ip2p baseline.
 
-Both models share the UNet config; the difference is ReasonBrain's reasoning path (FRCE, MLLM with
+Both models share the UNet config (ReasonBrain has one more input channel, its grounding cue); the
+difference is ReasonBrain's reasoning path (FRCE, grounding head, MLLM with
 L_MLLM, QFormer, CME). Each model runs in its own process so that ``peak_rss_mb`` (ru_maxrss) is
 its own. Median step time over ``--steps`` steps after ``--warmup``. Target: ratio ≤ 1.5.
 Prints ONE JSON object.

@@ -68,9 +68,13 @@ def main() -> None:
             "train.val_samples=0",
             "train.warmup_steps=1",
         ]
-        one = _run(data, work, "w1", [*base, "train.workers=1", "train.precision=fp32"])
-        two = _run(data, work, "w2", [*base, "train.workers=2", "train.precision=fp32"])
-        bf16 = _run(data, work, "w1bf16", [*base, "train.workers=1", "train.precision=bf16"])
+        # every run uses all cores: 1 worker × all CPUs vs 2 workers × half each
+        cpus = os.cpu_count() or 2
+        w1 = ["train.workers=1", f"train.cpus_per_worker={cpus}"]
+        w2 = ["train.workers=2", f"train.cpus_per_worker={max(1, cpus // 2)}"]
+        one = _run(data, work, "w1", [*base, *w1, "train.precision=fp32"])
+        two = _run(data, work, "w2", [*base, *w2, "train.precision=fp32"])
+        bf16 = _run(data, work, "w1bf16", [*base, *w1, "train.precision=bf16"])
     ratio = (two["samples_per_s"] or 0) / (one["samples_per_s"] or 1)
     print(
         json.dumps(

@@ -190,8 +190,8 @@ class EvalParams(StrictModel):
     image_guidance_scale: float = 1.0
     seed: int = Field(0, description="eval seed; each sample's seed = hash(sample id, seed)")
     batch_size: int = Field(8, ge=1, description="samples per predictor call")
-    concurrency: int = Field(1, ge=1, description="predictor actors (Ray Data)")
-    num_cpus_per_actor: float = Field(1.0, gt=0)
+    concurrency: int = Field(2, ge=1, description="predictor actors (Ray Data)")
+    num_cpus_per_actor: float = Field(0.5, gt=0)
     num_gpus_per_actor: float = Field(0.0, ge=0)
     torch_threads: int = Field(
         0,

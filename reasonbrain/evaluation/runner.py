@@ -374,7 +374,7 @@ def run_ray(
         fn_constructor_kwargs=worker_kwargs,
         batch_size=params.batch_size,
         batch_format="numpy",
-        concurrency=params.concurrency,
+        compute=ray.data.ActorPoolStrategy(size=params.concurrency),
         num_cpus=params.num_cpus_per_actor,
         num_gpus=params.num_gpus_per_actor or None,
     )
