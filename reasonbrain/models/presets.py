@@ -15,7 +15,8 @@
   SAM ViT-H; 32 ``[IMG]`` tokens, a 6-layer QFormer with 77 queries, CME with 5 blocks per branch.
   :func:`paper_config` holds the architectures as config objects so the wiring can be built on the
   ``meta`` device (:func:`build_paper_on_meta`) without any weights. It follows the paper:
-  ``model.spatial_cue`` is ignored (the pretrained UNet keeps its 8 input channels).
+  ``model.spatial_cue`` and ``model.source_residual`` are ignored (the pretrained UNet keeps
+  its 8 input channels and its own prediction target).
 """
 
 from __future__ import annotations
@@ -263,7 +264,8 @@ def paper_config(params: ModelParams, base_vocab_size: int = 32002) -> ReasonBra
         }
     }
     return ReasonBrainConfig(
-        **_common(params),
+        # the paper's pretrained IP2P UNet predicts noise from scratch: no source residual
+        **{**_common(params), "source_residual": False},
         frce_dim=1024,
         cond_dim=768,
         qformer_dim=768,

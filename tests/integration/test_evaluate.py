@@ -116,7 +116,8 @@ def test_predictor_threads_use_the_machine_not_rays_one_cpu_pin(monkeypatch: Any
     import os
 
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
-    assert predictor_threads(EvalParams()) == 8
+    assert predictor_threads(EvalParams(concurrency=1)) == 8
+    assert predictor_threads(EvalParams()) == 8 // EvalParams().concurrency
     assert predictor_threads(EvalParams(concurrency=3)) == 2
     assert predictor_threads(EvalParams(concurrency=16)) == 1
     assert predictor_threads(EvalParams(torch_threads=3, concurrency=2)) == 3

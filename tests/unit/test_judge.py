@@ -161,7 +161,8 @@ def test_rate_limit_spaces_requests(server: _Server) -> None:
     for c in ((1, 0, 0), (2, 0, 0)):
         j.judge(_req(c))
     gaps = [b - a for a, b in zip(server.times, server.times[1:], strict=False)]
-    assert len(gaps) == 3 and min(gaps) >= 0.09
+    # 10 requests/s → ≥ 0.1 s apart at the limiter; arrival at the server jitters by a few ms
+    assert len(gaps) == 3 and min(gaps) >= 0.07
     lim = RateLimiter(1000)
     lim.acquire()
     lim.acquire()  # fast limiter does not block noticeably
