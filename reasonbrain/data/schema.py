@@ -172,6 +172,12 @@ def manifest_path(root: Path | str, split: str) -> Path:
     return Path(root) / f"{split}.jsonl"
 
 
+def meta_mask_path(meta: dict[str, Any] | None) -> str | None:
+    """A record's affected-region mask (``meta.mask``, relative to the dataset root), if any."""
+    value = (meta or {}).get("mask")
+    return value if isinstance(value, str) and value else None
+
+
 def resolve_in_root(root: Path | str, rel: str) -> Path:
     """Resolve a record path inside ``root``; refuses paths that escape it (symlinks included).
 

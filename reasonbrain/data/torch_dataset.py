@@ -30,54 +30,45 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from reasonbrain.data.schema import Record, manifest_path, read_manifest, resolve_in_root
+from reasonbrain.data.schema import (
+    Record,
+    manifest_path,
+    meta_mask_path,
+    read_manifest,
+    resolve_in_root,
+)
 from reasonbrain.errors import DatasetError
 
 
-def load_image(path: Path, image_size: int) -> np.ndarray:
-    """Decode ``path`` as RGB ``uint8`` array ``[H, W, 3]`` at ``image_size`` × ``image_size``.
+def _decode(path: Path, mode: str, size: int, resample: Image.Resampling, what: str) -> np.ndarray:
+    """Decode ``path`` in PIL ``mode`` at ``size`` × ``size`` as a writable ``uint8`` array.
 
     Raises:
         DatasetError: the file is missing or does not decode as an image.
     """
     try:
         with Image.open(path) as im:
-            rgb = im.convert("RGB")
-            if rgb.size != (image_size, image_size):
-                rgb = rgb.resize((image_size, image_size), Image.Resampling.BICUBIC)
-            return np.array(rgb, dtype=np.uint8)  # a writable copy for torch.from_numpy
+            img = im.convert(mode)
+            if img.size != (size, size):
+                img = img.resize((size, size), resample)
+            return np.array(img, dtype=np.uint8)  # a writable copy for torch.from_numpy
     except (OSError, ValueError) as err:
         raise DatasetError(
-            f"cannot read image: {err}",
+            f"cannot read {what}: {err}",
             where=str(path),
             fix="run `reasonbrain data validate` on the dataset",
         ) from None
+
+
+def load_image(path: Path, image_size: int) -> np.ndarray:
+    """Decode ``path`` as RGB ``uint8 [H, W, 3]`` at ``image_size`` (bicubic when resized)."""
+    return _decode(path, "RGB", image_size, Image.Resampling.BICUBIC, "image")
 
 
 def load_mask(path: Path, image_size: int) -> np.ndarray:
-    """Decode a mask PNG as ``uint8 [H, W]`` (0/255 after thresholding at 128) at ``image_size``.
-
-    Raises:
-        DatasetError: the file is missing or does not decode as an image.
-    """
-    try:
-        with Image.open(path) as im:
-            gray = im.convert("L")
-            if gray.size != (image_size, image_size):
-                gray = gray.resize((image_size, image_size), Image.Resampling.NEAREST)
-            return np.where(np.asarray(gray) >= 128, 255, 0).astype(np.uint8)
-    except (OSError, ValueError) as err:
-        raise DatasetError(
-            f"cannot read mask: {err}",
-            where=str(path),
-            fix="run `reasonbrain data validate` on the dataset",
-        ) from None
-
-
-def mask_path(record: Record) -> str | None:
-    """The record's affected-region mask (``meta.mask``), relative to the dataset root."""
-    value = (record.meta or {}).get("mask")
-    return value if isinstance(value, str) and value else None
+    """Decode a mask as ``uint8 [H, W]``, 255 where the L value is >= 128 (nearest resize)."""
+    gray = _decode(path, "L", image_size, Image.Resampling.NEAREST, "mask")
+    return np.where(gray >= 128, 255, 0).astype(np.uint8)
 
 
 def to_tensor(arr: np.ndarray) -> torch.Tensor:
@@ -138,7 +129,7 @@ class EditDataset(Dataset[dict[str, Any]]):
 
     def _load_mask(self, record: Record) -> torch.Tensor:
         """``uint8 [1, H, W]`` (zeros when the record has no mask)."""
-        rel = mask_path(record)
+        rel = meta_mask_path(record.meta)
         if rel is None:
             return torch.zeros(1, self.image_size, self.image_size, dtype=torch.uint8)
         return torch.from_numpy(load_mask(resolve_in_root(self.root, rel), self.image_size))[None]
@@ -163,7 +154,7 @@ class EditDataset(Dataset[dict[str, Any]]):
             "target_caption": r.target_caption or "",
             "category": r.category,
             "mask": mask.float().div(255.0),
-            "has_mask": mask_path(r) is not None,
+            "has_mask": meta_mask_path(r.meta) is not None,
         }
 
 

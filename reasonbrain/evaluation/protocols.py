@@ -38,7 +38,7 @@ from typing import Any
 from PIL import Image
 
 from reasonbrain.data.importers.magicbrush import session_chains
-from reasonbrain.data.schema import Record, SynthMeta, resolve_in_root
+from reasonbrain.data.schema import Record, SynthMeta, meta_mask_path, resolve_in_root
 from reasonbrain.errors import DatasetError
 from reasonbrain.evaluation.images import BoolMask, load_mask, load_rgb
 
@@ -100,11 +100,6 @@ class SampleRefs:
     synth: dict[str, Any] = field(default_factory=dict)
 
 
-def _mask_path(meta: dict[str, Any]) -> str | None:
-    value = meta.get("mask")
-    return value if isinstance(value, str) else None
-
-
 def load_refs(record: Record, root: Path) -> SampleRefs:
     """Load the images and captions the record's protocol compares against.
 
@@ -128,7 +123,7 @@ def load_refs(record: Record, root: Path) -> SampleRefs:
             input_caption=input_caption,
         )
     if protocol == "reason_edit":
-        mp = _mask_path(meta)
+        mp = meta_mask_path(meta)
         mask = load_mask(resolve_in_root(root, mp), source.size) if mp else None
         refs = SampleRefs(
             protocol,

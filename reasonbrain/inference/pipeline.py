@@ -33,6 +33,7 @@ import torch
 from PIL import Image
 
 from reasonbrain.data.torch_dataset import to_pil
+from reasonbrain.models.grounding import cue_map
 
 
 @dataclass
@@ -141,7 +142,7 @@ class ReasonBrainPipeline:
         spatial_n = None
         if conditioning.ground_logits is not None:
             # the grounding cue is text conditioning: absent from the "no text" branches
-            spatial = model.spatial_cue(conditioning.ground_logits, src_lat.shape[-1]).float()
+            spatial = cue_map(conditioning.ground_logits, src_lat.shape[-1])
             spatial_n = torch.cat([spatial, *[torch.zeros_like(spatial)] * 2][:n_branch])
         scheduler = diffusion.sampling_scheduler()
         scheduler.set_timesteps(num_inference_steps, device=dev)

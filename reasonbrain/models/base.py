@@ -39,7 +39,7 @@ class Conditioning:
     rationales: list[str] = field(default_factory=list)
     #: grounding logits [B, 1, g, g] (models with a spatial cue; reasonbrain.models.grounding)
     ground_logits: torch.Tensor | None = None
-    #: [B] bool — samples whose instruction names an object (the only ones grounding can learn)
+    #: [B] bool — samples whose instruction names an object (set with ``ground_logits``)
     ground_valid: torch.Tensor | None = None
 
 
@@ -132,13 +132,14 @@ class EditModel(nn.Module):
         src_lat = src_lat * (~drop_image)[:, None, None, None].to(src_lat.dtype)
         spatial = loss_ground = None
         if conditioning.ground_logits is not None:
-            spatial = self.spatial_cue(conditioning.ground_logits, src_lat.shape[-1])
+            spatial = cue_map(conditioning.ground_logits, src_lat.shape[-1])
             spatial = spatial * (~drop_text)[:, None, None, None].to(spatial.dtype)
+            assert conditioning.ground_valid is not None  # set together with ground_logits
             if "mask" in batch:  # batches without masks (e.g. hand-built ones) train no grounding
                 loss_ground = grounding_loss(
                     conditioning.ground_logits,
                     batch["mask"].to(device),
-                    batch["has_mask"].to(device) & self._ground_valid(conditioning),
+                    batch["has_mask"].to(device) & conditioning.ground_valid,
                 )
         loss_dm = self.diffusion.loss(tgt_lat, src_lat, cond, generator=None, spatial=spatial)
         loss_mllm = conditioning.loss_mllm
@@ -152,22 +153,6 @@ class EditModel(nn.Module):
         return EditModelOutput(
             loss, loss_mllm.detach(), loss_dm.detach(), drop_text, drop_image, loss_ground
         )
-
-    @staticmethod
-    def _ground_valid(conditioning: Conditioning) -> torch.Tensor:
-        assert conditioning.ground_logits is not None
-        if conditioning.ground_valid is not None:
-            return conditioning.ground_valid
-        return torch.ones(
-            conditioning.ground_logits.shape[0],
-            dtype=torch.bool,
-            device=conditioning.ground_logits.device,
-        )
-
-    @staticmethod
-    def spatial_cue(ground_logits: torch.Tensor, size: int) -> torch.Tensor:
-        """The UNet's grounding channel ``[B, 1, size, size]`` from grounding logits."""
-        return cue_map(ground_logits, size)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters by kind, for per-group learning rates.
