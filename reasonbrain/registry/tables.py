@@ -16,6 +16,14 @@ PostgreSQL. Times are timezone-aware UTC.
 - ``evaluations`` + ``evaluation_samples``: an evaluation of a model version and its per-sample
   rows (instruction, image URIs, per-sample metrics, rationale).
 - ``reviews``: a person's verdict on one evaluation sample (accept / reject / flag).
+- ``promotions``: each promotion-gate decision (candidate, incumbent, paired difference + CI,
+  verdict and the reason in words).
+- ``landing_drops``: each landing-zone drop the ``ingest`` flow saw, processed once (merged or
+  quarantined, with its validation report).
+- ``notifications``: every notification the flows sent (failures, promotions, quarantines) and
+  where it was delivered.
+
+Migration ``0002`` adds the orchestration columns and the last three tables.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -55,6 +64,10 @@ NAMING = {
 
 RUN_STATUSES = ("running", "succeeded", "failed")
 VERDICTS = ("accept", "reject", "flag")
+#: the automatic verdict of an evaluation sample (ReasonSynth verifier: which outcome is nearest)
+SAMPLE_VERDICTS = ("target", "no_change", "wrong_object", "wrong_change", "unverifiable")
+PROMOTION_DECISIONS = ("production", "staging")
+DROP_STATUSES = ("processing", "merged", "quarantined", "failed")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -123,6 +136,13 @@ class Run(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     storage_path: Mapped[str | None] = mapped_column(Text)
+    parent_id: Mapped[str | None] = mapped_column(
+        String(64), doc="id of the flow run this run belongs to (no FK: SQLite cannot add one)"
+    )
+    details: Mapped[dict[str, Any] | None] = mapped_column(
+        doc="what happened, e.g. per DVC stage: ran / skipped (up to date) / failed"
+    )
+    error: Mapped[str | None] = mapped_column(Text, doc="why it failed (one line)")
 
     dataset: Mapped[Dataset | None] = relationship()
     metrics: Mapped[list[Metric]] = relationship(back_populates="run", cascade="all, delete-orphan")
@@ -193,9 +213,10 @@ class ModelAlias(Base):
 
 
 class Evaluation(Base):
-    """An evaluation of a model version on a dataset split."""
+    """An evaluation of a model version (or of a baseline such as identity) on a dataset split."""
 
     __tablename__ = "evaluations"
+    __table_args__ = (Index("ix_evaluations_key", "key", unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     model_version_id: Mapped[int | None] = mapped_column(
@@ -207,6 +228,18 @@ class Evaluation(Base):
     config: Mapped[dict[str, Any]] = mapped_column(default=dict, doc="metric configuration")
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    key: Mapped[str | None] = mapped_column(
+        String(64),
+        doc="idempotency key: what was evaluated (model digest or baseline), dataset version, "
+        "split and eval params; recording the same evaluation twice finds this row",
+    )
+    label: Mapped[str | None] = mapped_column(
+        String(200), doc="what was evaluated, for people: 'reasonbrain@3', 'identity' …"
+    )
+    store_prefix: Mapped[str | None] = mapped_column(
+        Text, doc="object-store URI under which the evaluation's output images live"
+    )
+    n_samples: Mapped[int | None] = mapped_column(Integer)
 
     model_version: Mapped[ModelVersion | None] = relationship()
     run: Mapped[Run | None] = relationship()
@@ -223,6 +256,7 @@ class EvaluationSample(Base):
     __table_args__ = (
         UniqueConstraint("evaluation_id", "sample_id"),
         Index("ix_evaluation_samples_category", "evaluation_id", "category"),
+        Index("ix_evaluation_samples_verdict", "evaluation_id", "verdict"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -235,6 +269,16 @@ class EvaluationSample(Base):
     )
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     rationale: Mapped[str | None] = mapped_column(Text)
+    family: Mapped[str | None] = mapped_column(String(80), doc="ReasonSynth family")
+    holdout: Mapped[str | None] = mapped_column(
+        String(30), doc="seen / phrasing / combination (ReasonSynth test split)"
+    )
+    verdict: Mapped[str | None] = mapped_column(
+        String(30), doc=f"automatic verdict, one of {SAMPLE_VERDICTS} (None: not verifiable)"
+    )
+    correct: Mapped[bool | None] = mapped_column(
+        Boolean, doc="the primary per-sample outcome (None: excluded from accuracy)"
+    )
 
     evaluation: Mapped[Evaluation] = relationship(back_populates="samples")
     reviews: Mapped[list[Review]] = relationship(
@@ -258,3 +302,87 @@ class Review(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     sample: Mapped[EvaluationSample] = relationship(back_populates="reviews")
+
+
+class PromotionDecision(Base):
+    """One decision of the promotion gate: the candidate went to ``production`` or ``staging``.
+
+    ``details`` holds every comparison the gate made (vs the production model, or vs each
+    baseline when there is none): metric, paired difference, CI, number of paired samples.
+    """
+
+    __tablename__ = "promotions"
+    __table_args__ = (
+        CheckConstraint(f"decision IN {PROMOTION_DECISIONS!r}", name="decision"),
+        Index("ix_promotions_name_created", "name", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), doc="model name")
+    candidate_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL")
+    )
+    incumbent_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL"),
+        doc="the production version compared against (None: compared with the baselines)",
+    )
+    decision: Mapped[str] = mapped_column(String(20))
+    metric: Mapped[str] = mapped_column(String(100))
+    margin: Mapped[float] = mapped_column(Float)
+    difference: Mapped[float | None] = mapped_column(Float, doc="the deciding paired difference")
+    ci_low: Mapped[float | None] = mapped_column(Float)
+    ci_high: Mapped[float | None] = mapped_column(Float)
+    n_pairs: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text, doc="the decision in words, with the numbers")
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    run_id: Mapped[str | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL"), doc="the flow run that decided"
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    candidate: Mapped[ModelVersion | None] = relationship(foreign_keys=[candidate_version_id])
+    incumbent: Mapped[ModelVersion | None] = relationship(foreign_keys=[incumbent_version_id])
+
+
+class LandingDrop(Base):
+    """A drop seen in the landing zone by the ``ingest`` flow (processed once)."""
+
+    __tablename__ = "landing_drops"
+    __table_args__ = (
+        UniqueConstraint("uri", "fingerprint"),
+        CheckConstraint(f"status IN {DROP_STATUSES!r}", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uri: Mapped[str] = mapped_column(String(1000), doc="where the drop was found")
+    fingerprint: Mapped[str] = mapped_column(String(64), doc="digest of its file listing")
+    format: Mapped[str | None] = mapped_column(String(40), doc="importer name")
+    status: Mapped[str] = mapped_column(String(20), default="processing")
+    n_records: Mapped[int | None] = mapped_column(Integer)
+    dataset_version: Mapped[str | None] = mapped_column(
+        String(80), doc="the dataset version it produced (merged drops)"
+    )
+    quarantine_uri: Mapped[str | None] = mapped_column(Text)
+    report: Mapped[dict[str, Any] | None] = mapped_column(doc="validation report")
+    error: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Notification(Base):
+    """A notification a flow sent (always recorded here, whatever else it was delivered to)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_created", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event: Mapped[str] = mapped_column(String(40), doc="failure / promotion / quarantine …")
+    flow: Mapped[str | None] = mapped_column(String(100))
+    run_id: Mapped[str | None] = mapped_column(String(64), doc="flow run id (no FK: may be gone)")
+    message: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    deliveries: Mapped[list[Any]] = mapped_column(
+        default=list, doc="[{channel, ok, detail}] — where it went and whether that worked"
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -40,6 +40,9 @@ TABLES = {
     "evaluations",
     "evaluation_samples",
     "reviews",
+    "promotions",
+    "landing_drops",
+    "notifications",
 }
 
 
@@ -133,3 +136,32 @@ def test_urls_are_shown_without_passwords(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="cannot use database URL") as exc:
         open_db("nosuchdialect://u:hunter2@h/db")
     assert "hunter2" not in str(exc.value)
+
+
+def test_orchestration_migration_downgrades_to_0001_keeping_constraints(db_url: str) -> None:
+    """0002 adds columns and tables; going back to 0001 and up again keeps old rows and checks."""
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0001")
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO runs (id, kind, params, status, started_at) "
+                "VALUES ('r0', 'train', '{}', 'succeeded', '2026-01-01 00:00:00')"
+            )
+        upgrade(engine)
+        cols = {c["name"] for c in inspect(engine).get_columns("evaluation_samples")}
+        assert {"family", "holdout", "verdict", "correct"} <= cols
+        downgrade(engine, "0001")
+        assert current_revision(engine) == "0001"
+        assert "parent_id" not in {c["name"] for c in inspect(engine).get_columns("runs")}
+        assert not {"promotions", "landing_drops"} & set(inspect(engine).get_table_names())
+        with pytest.raises(IntegrityError), engine.begin() as conn:  # CHECK survived
+            conn.exec_driver_sql(
+                "INSERT INTO runs (id, kind, params, status, started_at) "
+                "VALUES ('r1', 'train', '{}', 'bogus', '2026-01-01 00:00:00')"
+            )
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM runs").scalar() == 1
+    finally:
+        engine.dispose()
