@@ -5,9 +5,22 @@
   never formatted into messages (errors name the endpoint, bucket and key only).
 - Large files use multipart upload/download through boto3's managed transfer
   (:class:`boto3.s3.transfer.TransferConfig`, part size from ``REASONBRAIN_S3_PART_SIZE_MB``).
-- Integrity: botocore checksums each request body (CRC32 by default) so S3 rejects damaged
-  uploads; on top, the sha256 of the whole file is stored as object metadata ``sha256``, checked
-  after upload (size + recorded sha256) and recomputed on every download.
+- Integrity of uploads is checked on the bytes actually sent, with S3's own checksums:
+
+  * a file below the part size is read once into memory, hashed, compared with the expected
+    sha256 and sent with ``ChecksumSHA256`` = that digest, so S3 itself rejects a body that
+    does not match (``BadDigest``);
+  * a larger file streams through :class:`_HashingReader` into a multipart upload with
+    ``ChecksumAlgorithm=SHA256``: S3 checks every part against the SHA-256 botocore computes over
+    the part's bytes in memory, the reader hashes exactly the bytes handed to the transfer
+    (whole file and per part), and after the upload the file digest must equal the expected one
+    and S3's composite checksum (sha256 of the part digests) must equal the one computed from
+    the reader's parts.
+
+  A file rewritten between hashing and upload (same size or not) therefore fails with
+  :class:`~reasonbrain.registry.store.ChecksumMismatch` instead of registering bytes that can
+  never be pulled. The sha256 is also stored as object metadata ``sha256`` and recomputed on
+  every download.
 - Transient failures (throttling, 5xx, dropped connections) are retried by botocore's
   ``standard`` retry mode with exponential backoff; checksum mismatches by
   :func:`~reasonbrain.registry.store.with_retries`.
@@ -15,6 +28,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
@@ -25,9 +39,11 @@ from typing import Any, BinaryIO, TypeVar
 
 import boto3
 from boto3.exceptions import Boto3Error
-from boto3.s3.transfer import TransferConfig
+from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from s3transfer.subscribers import BaseSubscriber
+from s3transfer.utils import ChunksizeAdjuster
 
 from reasonbrain.errors import StoreError
 from reasonbrain.registry.checksums import sha256_file
@@ -70,6 +86,74 @@ class _HashingSink(io.RawIOBase):
     def hexdigest(self) -> str:
         """sha256 of everything written so far."""
         return self._h.hexdigest()
+
+
+class _HashingReader(io.RawIOBase):
+    """A read-only, non-seekable view of a file that hashes what it hands out.
+
+    Being non-seekable makes s3transfer read the file once, in order, part by part into memory
+    (it cannot re-read a stream), so the digests here are the digests of the bytes sent: the whole
+    stream, and each ``part_size`` slice (for S3's composite multipart checksum).
+    """
+
+    def __init__(self, fh: BinaryIO, part_size: int) -> None:
+        super().__init__()
+        self._fh = fh
+        self._part_size = part_size
+        self._whole = hashlib.sha256()
+        self._part = hashlib.sha256()
+        self._in_part = 0
+        self.parts: list[bytes] = []
+        self.nbytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._fh.read(-1 if size is None else size)
+        self._whole.update(data)
+        self.nbytes += len(data)
+        view = memoryview(data)
+        while view:
+            take = min(len(view), self._part_size - self._in_part)
+            self._part.update(view[:take])
+            self._in_part += take
+            view = view[take:]
+            if self._in_part == self._part_size:
+                self._close_part()
+        return data
+
+    def _close_part(self) -> None:
+        self.parts.append(self._part.digest())
+        self._part = hashlib.sha256()
+        self._in_part = 0
+
+    def hexdigest(self) -> str:
+        """sha256 of everything read so far."""
+        return self._whole.hexdigest()
+
+    def composite(self) -> str:
+        """S3's composite SHA-256 of a multipart object with these parts: ``base64-N``."""
+        parts = [*self.parts, self._part.digest()] if self._in_part else list(self.parts)
+        digest = hashlib.sha256(b"".join(parts)).digest()
+        return f"{base64.b64encode(digest).decode()}-{len(parts)}"
+
+
+class _ProvideSize(BaseSubscriber):
+    """Tells s3transfer the size of a non-seekable stream (it picks the part size from it)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def on_queued(self, future: Any, **kwargs: Any) -> None:
+        future.meta.provide_transfer_size(self.size)
+
+
+def _b64(hex_digest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
 
 
 class S3Store(ObjectStore):
@@ -145,6 +229,12 @@ class S3Store(ObjectStore):
         except ClientError as err:
             code = str(err.response.get("Error", {}).get("Code", "?"))
             status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in ("BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch"):
+                raise ChecksumMismatch(
+                    f"S3 rejected the {action}: {code} (the body does not match its checksum)",
+                    where=self._where(key),
+                    fix="retry; if it persists the source file is changing during upload",
+                ) from None
             if code in ("NoSuchBucket",):
                 fix = "create the bucket (e.g. `reasonbrain infra up`) or fix REASONBRAIN_STORE_URI"
             elif code in ("404", "NoSuchKey", "NotFound"):
@@ -199,31 +289,99 @@ class S3Store(ObjectStore):
 
     def put_file(self, src: Path, key: str, *, sha256: str | None = None) -> ObjectInfo:
         expected = sha256 or sha256_file(src)
-        size = Path(src).stat().st_size
 
         def attempt() -> ObjectInfo:
-            self._call(
-                lambda: self.client.upload_file(
-                    str(src),
-                    self.bucket,
-                    self._key(key),
-                    ExtraArgs={"Metadata": {META_SHA: expected}},
-                    Config=self.transfer,
-                ),
-                key,
-                "upload",
-            )
+            size = Path(src).stat().st_size
+            if size < self.transfer.multipart_threshold:
+                self._put_small(src, key, expected)
+            else:
+                self._put_multipart(src, key, expected, size)
             info = self.head(key)
-            if info is None or info.size != size or info.sha256 != expected:
+            if info is None or info.sha256 != expected:
                 raise ChecksumMismatch(
-                    "uploaded object does not verify (size or sha256 differ)",
+                    "uploaded object is missing or carries another sha256",
                     where=self._where(key),
-                    fix="retry; if it persists the source file is changing during upload",
+                    fix="retry; another writer may be using the same key",
                 )
-            log.debug("uploaded %s (%d bytes)", self.uri_for(key), size)
+            log.debug("uploaded %s (%d bytes)", self.uri_for(key), info.size)
             return info
 
         return with_retries(attempt, attempts=self.retries, what=self.uri_for(key))
+
+    def _changed(self, key: str, got: str, expected: str) -> ChecksumMismatch:
+        return ChecksumMismatch(
+            f"the bytes sent hash to {got[:12]}…, not the expected {expected[:12]}…",
+            where=self._where(key),
+            fix="the source file changed while it was being stored; wait until it is complete "
+            "and register again",
+        )
+
+    def _drop(self, key: str) -> None:
+        try:
+            self.delete([key])
+        except StoreError as err:  # gc removes it with the rest of a failed registration
+            log.warning("could not remove %s: %s", self.uri_for(key), err)
+
+    def _put_small(self, src: Path, key: str, expected: str) -> None:
+        """One PUT of the bytes we hashed; S3 verifies them against ``ChecksumSHA256``."""
+        data = Path(src).read_bytes()
+        got = hashlib.sha256(data).hexdigest()
+        if got != expected:
+            raise self._changed(key, got, expected)
+        self._call(
+            lambda: self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Body=data,
+                ChecksumSHA256=_b64(expected),
+                Metadata={META_SHA: expected},
+            ),
+            key,
+            "upload",
+        )
+
+    def _put_multipart(self, src: Path, key: str, expected: str, size: int) -> None:
+        """Multipart upload from a hashing stream, then S3's composite checksum is compared."""
+        part_size = ChunksizeAdjuster().adjust_chunksize(self.transfer.multipart_chunksize, size)
+        with open(src, "rb") as fh:
+            reader = _HashingReader(fh, part_size)
+
+            def upload() -> None:
+                with create_transfer_manager(self.client, self.transfer) as manager:
+                    manager.upload(
+                        reader,  # type: ignore[arg-type]  # any readable binary stream
+                        self.bucket,
+                        self._key(key),
+                        extra_args={
+                            "Metadata": {META_SHA: expected},
+                            "ChecksumAlgorithm": "SHA256",
+                        },
+                        subscribers=[_ProvideSize(size)],
+                    ).result()
+
+            self._call(upload, key, "upload")
+        got = reader.hexdigest()
+        if got != expected or reader.nbytes != size:
+            self._drop(key)  # no object may carry a sha256 its bytes do not have
+            raise self._changed(key, got, expected)
+        head: Any = self._call(
+            lambda: self.client.head_object(
+                Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED"
+            ),
+            key,
+            "head",
+        )
+        stored = head.get("ChecksumSHA256")
+        want, _, n_parts = reader.composite().partition("-")
+        value, _, suffix = str(stored).partition("-")  # some endpoints omit the "-N" suffix
+        if stored is None or value != want or suffix not in ("", n_parts):
+            self._drop(key)
+            raise ChecksumMismatch(
+                f"S3's checksum of the stored object ({stored}) does not match the parts sent "
+                f"({reader.composite()})",
+                where=self._where(key),
+                fix="retry; if it persists the endpoint does not store what it receives",
+            )
 
     def get_file(self, key: str, dest: Path, *, sha256: str | None = None) -> ObjectInfo:
         dest = Path(dest)
@@ -269,7 +427,11 @@ class S3Store(ObjectStore):
         sha = hashlib.sha256(data).hexdigest()
         self._call(
             lambda: self.client.put_object(
-                Bucket=self.bucket, Key=self._key(key), Body=data, Metadata={META_SHA: sha}
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Body=data,
+                ChecksumSHA256=_b64(sha),
+                Metadata={META_SHA: sha},
             ),
             key,
             "put",
@@ -301,14 +463,30 @@ class S3Store(ObjectStore):
                 yield ObjectInfo(o["Key"][strip:], int(o["Size"]), None, o["LastModified"])
 
     def delete(self, keys: list[str]) -> None:
+        """Delete objects in batches of 1,000.
+
+        Raises:
+            StoreError: S3 refused some keys (a batch delete answers 200 and lists per-key
+                errors; they are checked, so callers never report deletions that did not happen).
+        """
+        failed: list[str] = []
         for i in range(0, len(keys), 1000):
             batch = [{"Key": self._key(k)} for k in keys[i : i + 1000]]
-            self._call(
+            r: Any = self._call(
                 lambda b=batch: self.client.delete_objects(  # type: ignore[misc]
                     Bucket=self.bucket, Delete={"Objects": b, "Quiet": True}
                 ),
                 None,
                 "delete",
+            )
+            failed += [f"{e.get('Key')} ({e.get('Code')})" for e in r.get("Errors") or []]
+        if failed:
+            raise StoreError(
+                f"S3 refused to delete {len(failed)} of {len(keys)} object(s): "
+                + ", ".join(failed[:5])
+                + (" …" if len(failed) > 5 else ""),
+                where=self._where(None),
+                fix="check the bucket policy / object lock, then retry",
             )
 
     def presigned_url(self, key: str, expires_s: int = 3600) -> str:
