@@ -5,22 +5,21 @@
   never formatted into messages (errors name the endpoint, bucket and key only).
 - Large files use multipart upload/download through boto3's managed transfer
   (:class:`boto3.s3.transfer.TransferConfig`, part size from ``REASONBRAIN_S3_PART_SIZE_MB``).
-- Integrity of uploads is checked on the bytes actually sent, with S3's own checksums:
+- Integrity of uploads is checked on the stored bytes, with S3's own checksums:
 
-  * a file below the part size is read once into memory, hashed, compared with the expected
-    sha256 and sent with ``ChecksumSHA256`` = that digest, so S3 itself rejects a body that
-    does not match (``BadDigest``);
-  * a larger file streams through :class:`_HashingReader` into a multipart upload with
-    ``ChecksumAlgorithm=SHA256``: S3 checks every part against the SHA-256 botocore computes over
-    the part's bytes in memory, the reader hashes exactly the bytes handed to the transfer
-    (whole file and per part), and after the upload the file digest must equal the expected one
-    and S3's composite checksum (sha256 of the part digests) must equal the one computed from
-    the reader's parts.
+  * a file below the part size is read once into memory, hashed (and compared with the expected
+    sha256 when one is given) and sent with ``ChecksumSHA256`` = that digest, so S3 itself
+    rejects a body that does not match (``BadDigest``);
+  * a larger file is read once to compute its sha256 and the SHA-256 of each part
+    (:func:`_digests`), then uploaded in parallel parts with ``ChecksumAlgorithm=SHA256``; S3
+    checks every part against the SHA-256 botocore computes over the bytes it sends, and the
+    composite checksum S3 reports for the object (the sha256 of its parts' digests) must equal
+    the one computed from the bytes that were hashed. A file rewritten between hashing and
+    upload (same size or not) fails with :class:`~reasonbrain.registry.store.ChecksumMismatch`
+    instead of registering bytes that can never be pulled; an endpoint that reports no checksum
+    gets the object read back and hashed instead.
 
-  A file rewritten between hashing and upload (same size or not) therefore fails with
-  :class:`~reasonbrain.registry.store.ChecksumMismatch` instead of registering bytes that can
-  never be pulled. The sha256 is also stored as object metadata ``sha256`` and recomputed on
-  every download.
+  The sha256 is also stored as object metadata ``sha256`` and recomputed on every download.
 - Transient failures (throttling, 5xx, dropped connections) are retried by botocore's
   ``standard`` retry mode with exponential backoff; checksum mismatches by
   :func:`~reasonbrain.registry.store.with_retries`.
@@ -39,14 +38,12 @@ from typing import Any, BinaryIO, TypeVar
 
 import boto3
 from boto3.exceptions import Boto3Error
-from boto3.s3.transfer import TransferConfig, create_transfer_manager
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-from s3transfer.subscribers import BaseSubscriber
 from s3transfer.utils import ChunksizeAdjuster
 
 from reasonbrain.errors import StoreError
-from reasonbrain.registry.checksums import sha256_file
 from reasonbrain.registry.store import (
     ChecksumMismatch,
     ObjectInfo,
@@ -88,68 +85,20 @@ class _HashingSink(io.RawIOBase):
         return self._h.hexdigest()
 
 
-class _HashingReader(io.RawIOBase):
-    """A read-only, non-seekable view of a file that hashes what it hands out.
-
-    Being non-seekable makes s3transfer read the file once, in order, part by part into memory
-    (it cannot re-read a stream), so the digests here are the digests of the bytes sent: the whole
-    stream, and each ``part_size`` slice (for S3's composite multipart checksum).
-    """
-
-    def __init__(self, fh: BinaryIO, part_size: int) -> None:
-        super().__init__()
-        self._fh = fh
-        self._part_size = part_size
-        self._whole = hashlib.sha256()
-        self._part = hashlib.sha256()
-        self._in_part = 0
-        self.parts: list[bytes] = []
-        self.nbytes = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def read(self, size: int | None = -1) -> bytes:
-        data = self._fh.read(-1 if size is None else size)
-        self._whole.update(data)
-        self.nbytes += len(data)
-        view = memoryview(data)
-        while view:
-            take = min(len(view), self._part_size - self._in_part)
-            self._part.update(view[:take])
-            self._in_part += take
-            view = view[take:]
-            if self._in_part == self._part_size:
-                self._close_part()
-        return data
-
-    def _close_part(self) -> None:
-        self.parts.append(self._part.digest())
-        self._part = hashlib.sha256()
-        self._in_part = 0
-
-    def hexdigest(self) -> str:
-        """sha256 of everything read so far."""
-        return self._whole.hexdigest()
-
-    def composite(self) -> str:
-        """S3's composite SHA-256 of a multipart object with these parts: ``base64-N``."""
-        parts = [*self.parts, self._part.digest()] if self._in_part else list(self.parts)
-        digest = hashlib.sha256(b"".join(parts)).digest()
-        return f"{base64.b64encode(digest).decode()}-{len(parts)}"
+def _digests(src: Path, part_size: int) -> tuple[str, list[bytes]]:
+    """One read of ``src``: its sha256 and the SHA-256 digest of each ``part_size`` part."""
+    whole = hashlib.sha256()
+    parts: list[bytes] = []
+    with open(src, "rb") as fh:
+        while chunk := fh.read(part_size):
+            whole.update(chunk)
+            parts.append(hashlib.sha256(chunk).digest())
+    return whole.hexdigest(), parts
 
 
-class _ProvideSize(BaseSubscriber):
-    """Tells s3transfer the size of a non-seekable stream (it picks the part size from it)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-
-    def on_queued(self, future: Any, **kwargs: Any) -> None:
-        future.meta.provide_transfer_size(self.size)
+def _composite(parts: list[bytes]) -> str:
+    """S3's composite SHA-256 of a multipart object: base64(sha256(part digests))."""
+    return base64.b64encode(hashlib.sha256(b"".join(parts)).digest()).decode()
 
 
 def _b64(hex_digest: str) -> str:
@@ -288,16 +237,14 @@ class S3Store(ObjectStore):
         return self._call(run, key, "head")
 
     def put_file(self, src: Path, key: str, *, sha256: str | None = None) -> ObjectInfo:
-        expected = sha256 or sha256_file(src)
-
         def attempt() -> ObjectInfo:
             size = Path(src).stat().st_size
             if size < self.transfer.multipart_threshold:
-                self._put_small(src, key, expected)
+                digest = self._put_small(src, key, sha256)
             else:
-                self._put_multipart(src, key, expected, size)
+                digest = self._put_multipart(src, key, sha256, size)
             info = self.head(key)
-            if info is None or info.sha256 != expected:
+            if info is None or info.sha256 != digest:
                 raise ChecksumMismatch(
                     "uploaded object is missing or carries another sha256",
                     where=self._where(key),
@@ -308,12 +255,11 @@ class S3Store(ObjectStore):
 
         return with_retries(attempt, attempts=self.retries, what=self.uri_for(key))
 
-    def _changed(self, key: str, got: str, expected: str) -> ChecksumMismatch:
+    def _changed(self, key: str, detail: str) -> ChecksumMismatch:
         return ChecksumMismatch(
-            f"the bytes sent hash to {got[:12]}…, not the expected {expected[:12]}…",
+            f"the file changed while it was being stored ({detail})",
             where=self._where(key),
-            fix="the source file changed while it was being stored; wait until it is complete "
-            "and register again",
+            fix="wait until the file is complete, then register again",
         )
 
     def _drop(self, key: str) -> None:
@@ -322,48 +268,42 @@ class S3Store(ObjectStore):
         except StoreError as err:  # gc removes it with the rest of a failed registration
             log.warning("could not remove %s: %s", self.uri_for(key), err)
 
-    def _put_small(self, src: Path, key: str, expected: str) -> None:
+    def _put_small(self, src: Path, key: str, expected: str | None) -> str:
         """One PUT of the bytes we hashed; S3 verifies them against ``ChecksumSHA256``."""
         data = Path(src).read_bytes()
         got = hashlib.sha256(data).hexdigest()
-        if got != expected:
-            raise self._changed(key, got, expected)
+        if expected is not None and got != expected:
+            raise self._changed(key, f"sha256 {got[:12]}…, expected {expected[:12]}…")
         self._call(
             lambda: self.client.put_object(
                 Bucket=self.bucket,
                 Key=self._key(key),
                 Body=data,
-                ChecksumSHA256=_b64(expected),
-                Metadata={META_SHA: expected},
+                ChecksumSHA256=_b64(got),
+                Metadata={META_SHA: got},
             ),
             key,
             "upload",
         )
+        return got
 
-    def _put_multipart(self, src: Path, key: str, expected: str, size: int) -> None:
-        """Multipart upload from a hashing stream, then S3's composite checksum is compared."""
+    def _put_multipart(self, src: Path, key: str, expected: str | None, size: int) -> str:
+        """Parallel multipart upload, then S3's composite SHA-256 is compared with ours."""
         part_size = ChunksizeAdjuster().adjust_chunksize(self.transfer.multipart_chunksize, size)
-        with open(src, "rb") as fh:
-            reader = _HashingReader(fh, part_size)
-
-            def upload() -> None:
-                with create_transfer_manager(self.client, self.transfer) as manager:
-                    manager.upload(
-                        reader,  # type: ignore[arg-type]  # any readable binary stream
-                        self.bucket,
-                        self._key(key),
-                        extra_args={
-                            "Metadata": {META_SHA: expected},
-                            "ChecksumAlgorithm": "SHA256",
-                        },
-                        subscribers=[_ProvideSize(size)],
-                    ).result()
-
-            self._call(upload, key, "upload")
-        got = reader.hexdigest()
-        if got != expected or reader.nbytes != size:
-            self._drop(key)  # no object may carry a sha256 its bytes do not have
-            raise self._changed(key, got, expected)
+        got, parts = _digests(Path(src), part_size)
+        if expected is not None and got != expected:
+            raise self._changed(key, f"sha256 {got[:12]}…, expected {expected[:12]}…")
+        self._call(
+            lambda: self.client.upload_file(
+                str(src),
+                self.bucket,
+                self._key(key),
+                ExtraArgs={"Metadata": {META_SHA: got}, "ChecksumAlgorithm": "SHA256"},
+                Config=self.transfer,
+            ),
+            key,
+            "upload",
+        )
         head: Any = self._call(
             lambda: self.client.head_object(
                 Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED"
@@ -372,16 +312,28 @@ class S3Store(ObjectStore):
             "head",
         )
         stored = head.get("ChecksumSHA256")
-        want, _, n_parts = reader.composite().partition("-")
-        value, _, suffix = str(stored).partition("-")  # some endpoints omit the "-N" suffix
-        if stored is None or value != want or suffix not in ("", n_parts):
-            self._drop(key)
-            raise ChecksumMismatch(
-                f"S3's checksum of the stored object ({stored}) does not match the parts sent "
-                f"({reader.composite()})",
-                where=self._where(key),
-                fix="retry; if it persists the endpoint does not store what it receives",
+        if stored is None:  # an endpoint that keeps no checksums: read the object back
+            self._verify_by_download(key, got)
+            return got
+        value, _, n = str(stored).partition("-")  # some endpoints add "-<parts>"
+        if value != _composite(parts) or n not in ("", str(len(parts))):
+            self._drop(key)  # no object may carry a sha256 its bytes do not have
+            raise self._changed(key, "S3's checksum of the stored parts differs from ours")
+        return got
+
+    def _verify_by_download(self, key: str, expected: str) -> None:
+        with open(os.devnull, "wb") as devnull:
+            sink = _HashingSink(devnull)
+            self._call(
+                lambda: self.client.download_fileobj(
+                    self.bucket, self._key(key), sink, Config=self.transfer
+                ),
+                key,
+                "download",
             )
+        if sink.hexdigest() != expected:
+            self._drop(key)
+            raise self._changed(key, "the object read back hashes differently")
 
     def get_file(self, key: str, dest: Path, *, sha256: str | None = None) -> ObjectInfo:
         dest = Path(dest)

@@ -416,31 +416,49 @@ def test_s3_upload_checks_the_bytes_sent(size: int, s3_uri: str, tmp_path: Path)
     assert sha256_file(tmp_path / "back.bin") == info.sha256
 
 
+def _rewrite_after_hashing(monkeypatch: pytest.MonkeyPatch, times: int) -> None:
+    """The file changes (same size) after the store hashed it, before its parts are sent."""
+    import reasonbrain.registry.s3 as s3_module
+
+    real = s3_module._digests
+    left = [times]
+
+    def digests_then_rewrite(src: Path, part_size: int) -> tuple[str, list[bytes]]:
+        out = real(src, part_size)
+        if left[0] > 0:
+            left[0] -= 1
+            src.write_bytes(os.urandom(src.stat().st_size))  # a trainer still writing
+        return out
+
+    monkeypatch.setattr(s3_module, "_digests", digests_then_rewrite)
+
+
 @pytest.mark.s3
-def test_a_file_rewritten_during_registration_is_refused(
-    s3_uri: str, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_file_rewritten_during_its_multipart_upload_is_refused(
+    s3_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import reasonbrain.registry.store as store_module
-
+    """Defect 3: only S3's checksum of the stored parts can see this change."""
     reg = _s3_registry(s3_uri, f"sqlite:///{tmp_path / 'r.db'}", tmp_path)
-    real_hash = store_module.sha256_file
-    weights = model_dir / "model.safetensors"
+    from reasonbrain.registry.s3 import S3Store
 
-    def hash_then_rewrite(path: Path) -> str:
-        digest = real_hash(path)
-        if path.name == "model.safetensors":  # a trainer still writing, same size
-            path.write_bytes(os.urandom(path.stat().st_size))
-        return digest
-
-    monkeypatch.setattr(store_module, "sha256_file", hash_then_rewrite)
+    assert isinstance(reg.store, S3Store)
+    reg.store.transfer.multipart_threshold = reg.store.transfer.multipart_chunksize = 5 << 20
+    model = tmp_path / "big-model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(os.urandom((5 << 20) + 1000))
+    _rewrite_after_hashing(monkeypatch, times=1)
     monkeypatch.setattr(reg.store, "retries", 1)
-    with pytest.raises(ChecksumMismatch):
-        reg.register(model_dir, "tiny")
+    with pytest.raises(ChecksumMismatch, match="stored parts differs"):
+        reg.register(model, "tiny")
     assert reg.list_versions(include_archived=True) == []
-    monkeypatch.setattr(store_module, "sha256_file", real_hash)
-    mv = reg.register(model_dir, "tiny")
-    assert mv.sha256 == manifest_digest(scan_dir(model_dir)) and weights.is_file()
-    _pull_ok(reg, "tiny@1", model_dir, tmp_path / "out")
+    assert _objects(reg.store) == set()  # nothing left that claims a wrong digest
+    # with a retry the upload converges on the file as it now is, and that is what is recorded
+    _rewrite_after_hashing(monkeypatch, times=1)
+    monkeypatch.setattr(reg.store, "retries", 2)
+    mv = reg.register(model, "tiny")
+    assert mv.sha256 == manifest_digest(scan_dir(model))
+    _pull_ok(reg, "tiny@1", model, tmp_path / "out")
     reg.close()
 
 
