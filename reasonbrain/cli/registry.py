@@ -31,6 +31,7 @@ def _summary(mv: ModelVersion) -> dict[str, Any]:
         "version": mv.version,
         "aliases": sorted(a.alias for a in mv.aliases),
         "store_uri": mv.store_uri,
+        "store_key": mv.store_key,
         "sha256": mv.sha256,
         "size_bytes": mv.size_bytes,
         "created_at": mv.created_at.isoformat(),
