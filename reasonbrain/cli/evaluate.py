@@ -10,7 +10,9 @@ from reasonbrain.cli._common import ParamsOption, SetOption, cli_params, console
 
 
 def evaluate(
-    model: str = typer.Option(..., "--model", help="Saved model directory, or `identity`."),
+    model: str = typer.Option(
+        ..., "--model", help="Saved model directory, registry://NAME@ALIAS, or `identity`."
+    ),
     data: Path | None = typer.Option(None, "--data", help="Dataset dir (default: data.dir)."),
     split: str | None = typer.Option(None, "--split", help="train|val|test (default: eval.split)."),
     out: Path = typer.Option(..., "--out", help="Output directory (resumable)."),
@@ -20,7 +22,9 @@ def evaluate(
         help="Only the first N samples (records; sessions under final-turn MagicBrush).",
     ),
     engine: str = typer.Option("ray", "--engine", help="ray (Ray Data actors) or loop."),
-    force: bool = typer.Option(False, "--force", help="Start over instead of resuming --out."),
+    force: bool = typer.Option(
+        False, "--force", help="Start over instead of resuming --out (clears its judge cache)."
+    ),
     params_path: Path | None = ParamsOption,
     sets: list[str] | None = SetOption,
 ) -> None:

@@ -31,6 +31,7 @@ def _summary(mv: ModelVersion) -> dict[str, Any]:
         "version": mv.version,
         "aliases": sorted(a.alias for a in mv.aliases),
         "store_uri": mv.store_uri,
+        "store_key": mv.store_key,
         "sha256": mv.sha256,
         "size_bytes": mv.size_bytes,
         "created_at": mv.created_at.isoformat(),
@@ -155,11 +156,16 @@ def archive(
 @app.command("gc")
 def gc(
     min_age: float = typer.Option(
-        3600.0, "--min-age", help="Seconds: leave younger orphans alone (registrations in flight)."
+        3600.0, "--min-age", help="Seconds: leave orphans with a younger object alone."
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Report only."),
 ) -> None:
-    """Delete stored bytes that no version names (failed registrations); repair manifests."""
+    """Delete stored bytes of failed registrations; repair commit markers.
+
+    Never deletes a committed version or a registration still uploading (its in-flight marker
+    is refreshed by a heartbeat); refuses to run when the store and the database do not belong
+    together. Exit code 1 when some deletions failed.
+    """
     from reasonbrain.registry.api import open_registry
 
     with open_registry() as reg:
@@ -168,10 +174,16 @@ def gc(
     console.print(
         f"gc: {verb} {len(report.orphans)} orphan(s) ({report.objects_deleted} objects); "
         f"repaired {len(report.manifests_repaired)} manifest(s); "
-        f"kept {len(report.kept_recent)} recent"
+        f"kept {len(report.kept_recent)} recent, {len(report.kept_in_flight)} in flight"
     )
     for key in report.orphans:
         console.print(f"  {verb} {key}")
+    for ref in report.missing:
+        console.print(f"  [yellow]missing[/] {ref}")
+    for line in report.failed:
+        console.print(f"  [red]failed[/] {line}")
+    if report.failed:
+        raise typer.Exit(1)
 
 
 @db_app.command("upgrade")

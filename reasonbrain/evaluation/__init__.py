@@ -10,8 +10,13 @@ Follows the pipeline step ``evaluate`` (DESIGN §2); one module per job:
 - :mod:`~reasonbrain.evaluation.judges` — the ``Judge`` interface: local VLM, HTTP, oracle; cache.
 - :mod:`~reasonbrain.evaluation.protocols` — which references each benchmark compares against.
 - :mod:`~reasonbrain.evaluation.scoring` — every per-sample number for one output.
-- :mod:`~reasonbrain.evaluation.predictors` — what produces edits (model dir, ``identity``).
-- :mod:`~reasonbrain.evaluation.runner` — resumable batch evaluation on Ray Data (or a plain loop).
+- :mod:`~reasonbrain.evaluation.predictors` — which model (resolved, pinned) produces the edits.
+- :mod:`~reasonbrain.evaluation.worker` — edits and scores a batch (one per Ray Data actor).
+- :mod:`~reasonbrain.evaluation.engines` — runs the worker: Ray Data actors or a plain loop.
+- :mod:`~reasonbrain.evaluation.store` — the output directory: resumable, crash-safe.
+- :mod:`~reasonbrain.evaluation.runkey` — the resume key (what must match to reuse rows).
+- :mod:`~reasonbrain.evaluation.describe` — ``metrics.json`` and the configuration behind it.
+- :mod:`~reasonbrain.evaluation.runner` — ``evaluate()``: the steps above, in order.
 - :mod:`~reasonbrain.evaluation.bootstrap` — bootstrap CIs and paired comparisons.
 - :mod:`~reasonbrain.evaluation.aggregate` — ``metrics.json`` from ``samples.jsonl``.
 - :mod:`~reasonbrain.evaluation.report` — the comparison report (``reasonbrain report``).

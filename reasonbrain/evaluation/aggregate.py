@@ -4,8 +4,11 @@ Groups: ``overall``, ``by_category``, ``by_family`` and ``by_holdout`` (the last
 ReasonSynth rows). Every per-sample metric becomes ``{mean, ci_low, ci_high, n}``; ``n`` counts
 the samples that have the metric (a skipped or undefined value is left out, never counted as 0).
 ReasonSynth groups also report ``outcome_rates`` — the share of outputs nearest to the target and
-to each counterfactual (``no_change`` is the "no change" rate) — and how many samples were not
-verifiable. A flat ``per_category`` table (one row per category) feeds DVC plots.
+to each counterfactual (``no_change`` is the "no change" rate) — over the same samples reasoning
+accuracy and chance level count (the verifiable ones), and how many samples were not verifiable.
+Groups judged by a model report ``judge_errors``: how many answers were unreadable, how many
+requests failed, how many samples the judge did not apply to (none of them counts in
+``instruction_alignment``). A flat ``per_category`` table (one row per category) feeds DVC plots.
 """
 
 from __future__ import annotations
@@ -56,9 +59,17 @@ def summarise(
             out["metrics"][name] = est.to_dict()
     verdicts = [r["verifier"] for r in rows if r.get("verifier")]
     if verdicts:
-        nearest = Counter(v["nearest"] for v in verdicts)
-        out["outcome_rates"] = {k: nearest[k] / len(verdicts) for k in sorted(nearest)}
-        out["unverifiable"] = sum(1 for v in verdicts if not v["verifiable"])
+        verifiable = [v for v in verdicts if v["verifiable"]]
+        nearest = Counter(v["nearest"] for v in verifiable)
+        out["outcome_rates"] = {k: nearest[k] / len(verifiable) for k in sorted(nearest)}
+        out["unverifiable"] = len(verdicts) - len(verifiable)
+    errors = Counter(
+        str(j.get("error_kind") or "other")
+        for r in rows
+        if (j := r.get("judge")) and j.get("error") is not None
+    )
+    if errors:
+        out["judge_errors"] = dict(sorted(errors.items()))
     return out
 
 

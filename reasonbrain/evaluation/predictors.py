@@ -1,20 +1,37 @@
-"""What produces the edits being evaluated: a small predictor interface.
+"""What produces the edits being evaluated: which model (resolved once), and the predictor API.
 
-A predictor maps a batch of (source image, instruction, seed) to (edited image, rationale). The
-seed is per sample (derived from the sample id and the eval seed, :func:`sample_seed`), so an
-output never depends on which batch or actor the sample landed in.
+**Resolving ``--model``** (:func:`resolve_model`, once, in the driver): ``identity``, a saved
+model directory, or ``registry://NAME@ALIAS|@VERSION``. The result, :class:`ResolvedModel`, pins
+*exactly* what is evaluated — a registry alias becomes ``NAME@VERSION`` with the version's sha256,
+a directory gets the sha256 of its file manifest (the digest the registry records, so a pulled
+copy and its registered version agree) — and names the local directory every worker loads. The
+resume key uses it (:mod:`~reasonbrain.evaluation.runkey`): after a promotion or an in-place
+retrain a rerun into the same ``--out`` never mixes two models' rows. Workers load the resolved
+directory, never the alias, so a promotion mid-run cannot change the model either.
 
-- :class:`IdentityPredictor` (``--model identity``): output = source. The lower bound every report
-  shows: it scores 0 reasoning accuracy on ReasonSynth (it *is* the ``no_change`` outcome).
-- :class:`PipelinePredictor` (``--model DIR``): a saved model directory (ReasonBrain, its ablations
-  or the ``ip2p`` baseline) run through ``reasonbrain.inference.ReasonBrainPipeline``.
+**Predictors** map a batch of :class:`EditRequest` (image, instruction, seed, and which sample
+and record it is for) to :class:`Edit` (edited image, rationale). The seed is per edit (derived
+from the record id and the eval seed, :func:`sample_seed`), so an output never depends on which
+batch or actor it landed in.
+
+- :class:`IdentityPredictor` (``--model identity``): output = source. The lower bound every
+  report shows: it scores 0 reasoning accuracy on ReasonSynth (it *is* the ``no_change`` outcome).
+- :class:`PipelinePredictor` (``--model DIR`` or a registry ref): a saved model directory
+  (ReasonBrain, its ablations or the ``ip2p`` baseline) run through
+  ``reasonbrain.inference.ReasonBrainPipeline``.
+
+Another kind of model (for instance edits precomputed by another editor and stored as
+``<sample id>.png``) is one more branch in :func:`resolve_model` and :func:`load_predictor` and
+one more class here; the worker, the engines and the output store do not change.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from PIL import Image
 
@@ -24,6 +41,7 @@ if TYPE_CHECKING:
     from reasonbrain.config import EvalParams
 
 IDENTITY = "identity"
+REGISTRY_SCHEME = "registry://"
 
 
 def sample_seed(sample_id: str, eval_seed: int) -> int:
@@ -32,15 +50,43 @@ def sample_seed(sample_id: str, eval_seed: int) -> int:
     return int.from_bytes(digest[:8], "big") & (2**63 - 1)
 
 
+@dataclass(frozen=True)
+class EditRequest:
+    """One edit to make.
+
+    Attributes:
+        sample_id: the evaluated sample (names its output image; for a chained MagicBrush
+            session, the final turn's id).
+        record_id: the record whose instruction this edit applies (a session's turn; else the
+            sample id).
+        image: the image to edit.
+        instruction: the instruction.
+        seed: this edit's seed.
+        step: 0-based position of this edit in the sample's chain (0 for a single edit).
+    """
+
+    sample_id: str
+    record_id: str
+    image: Image.Image
+    instruction: str
+    seed: int
+    step: int = 0
+
+
+class Edit(NamedTuple):
+    """A predictor's answer for one request."""
+
+    image: Image.Image
+    rationale: str | None
+
+
 class Predictor(Protocol):
     """Produces edits for a batch."""
 
     name: str
 
-    def predict(
-        self, images: list[Image.Image], instructions: list[str], seeds: list[int]
-    ) -> list[tuple[Image.Image, str | None]]:
-        """One ``(edited image, rationale or None)`` per input, in order."""
+    def predict(self, requests: Sequence[EditRequest]) -> list[Edit]:
+        """One :class:`Edit` per request, in order."""
         ...
 
     def describe(self) -> dict[str, Any]:
@@ -53,11 +99,9 @@ class IdentityPredictor:
 
     name = IDENTITY
 
-    def predict(
-        self, images: list[Image.Image], instructions: list[str], seeds: list[int]
-    ) -> list[tuple[Image.Image, str | None]]:
+    def predict(self, requests: Sequence[EditRequest]) -> list[Edit]:
         """Return each source image unchanged."""
-        return [(im.convert("RGB").copy(), None) for im in images]
+        return [Edit(r.image.convert("RGB").copy(), None) for r in requests]
 
     def describe(self) -> dict[str, Any]:
         """The identity baseline has no weights."""
@@ -72,35 +116,32 @@ class PipelinePredictor:
 
         pipeline_cls = importlib.import_module("reasonbrain.inference").ReasonBrainPipeline
         self.path = Path(path)
-        self.ref = str(path)
         self.name = self.path.name
         self.params = params
         self.device = device
-        self.pipe = pipeline_cls.from_pretrained(self.ref)
+        self.pipe = pipeline_cls.from_pretrained(str(self.path))
         if device != "cpu":
             self.pipe.model.to(device)
 
-    def predict(
-        self, images: list[Image.Image], instructions: list[str], seeds: list[int]
-    ) -> list[tuple[Image.Image, str | None]]:
-        """Edit the batch with one seeded generator per sample.
+    def predict(self, requests: Sequence[EditRequest]) -> list[Edit]:
+        """Edit the batch with one seeded generator per request.
 
-        Each sample's initial noise comes from its own generator (the pipeline accepts a list,
+        Each edit's initial noise comes from its own generator (the pipeline accepts a list,
         as diffusers pipelines do), so an output is a function of its own seed, whatever batch
         it lands in (up to float rounding of batched kernels).
         """
         import torch
 
         out = self.pipe(
-            [im.convert("RGB") for im in images],
-            list(instructions),
+            [r.image.convert("RGB") for r in requests],
+            [r.instruction for r in requests],
             num_inference_steps=self.params.num_inference_steps,
             guidance_scale=self.params.guidance_scale,
             image_guidance_scale=self.params.image_guidance_scale,
-            generator=[torch.Generator(device="cpu").manual_seed(s) for s in seeds],
+            generator=[torch.Generator(device="cpu").manual_seed(r.seed) for r in requests],
         )
-        rationales = list(getattr(out, "rationales", None) or [None] * len(images))
-        return [(img, r or None) for img, r in zip(out.images, rationales, strict=True)]
+        rationales = list(getattr(out, "rationales", None) or [None] * len(requests))
+        return [Edit(img, r or None) for img, r in zip(out.images, rationales, strict=True)]
 
     def describe(self) -> dict[str, Any]:
         """Path and the model config's fingerprint."""
@@ -109,13 +150,57 @@ class PipelinePredictor:
         return {"name": self.name, "path": str(self.path.resolve()), "config_sha": fp}
 
 
+# ------------------------------------------------------------------------------ resolving
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Exactly which model an evaluation runs (see the module docstring).
+
+    Attributes:
+        spec: ``--model`` as given.
+        kind: ``identity``, ``directory`` or ``registry``.
+        path: the local directory workers load (``None`` for identity).
+        sha256: content digest of the model's files (the registry's manifest digest).
+        ref: the pinned registry version, ``registry://NAME@VERSION`` (registry models only).
+    """
+
+    spec: str
+    kind: str
+    path: str | None = None
+    sha256: str | None = None
+    ref: str | None = None
+
+    def key(self) -> dict[str, Any]:
+        """What identifies the model in the resume key: its content, not where it lies."""
+        return {"kind": self.kind, "sha256": self.sha256, "ref": self.ref}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (``run.json``, ``metrics.json``, worker arguments)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ResolvedModel:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            spec=str(d["spec"]),
+            kind=str(d["kind"]),
+            path=d.get("path"),
+            sha256=d.get("sha256"),
+            ref=d.get("ref"),
+        )
+
+    @property
+    def label(self) -> str:
+        """For people: ``identity``, ``registry://NAME@VERSION`` or the directory."""
+        return self.ref or self.path or self.spec
+
+
 def check_model_spec(spec: str) -> str:
     """Validate ``--model``: ``identity``, ``registry://NAME@ALIAS`` or an existing directory.
 
     Raises:
         ConfigError: neither.
     """
-    if spec == IDENTITY or spec.startswith("registry://"):
+    if spec == IDENTITY or spec.startswith(REGISTRY_SCHEME):
         return spec
     p = Path(spec)
     if not p.is_dir():
@@ -127,9 +212,32 @@ def check_model_spec(spec: str) -> str:
     return str(p.resolve())
 
 
-def load_predictor(spec: str, params: EvalParams, device: str = "cpu") -> Predictor:
-    """Build the predictor ``spec`` names (see :func:`check_model_spec`)."""
-    spec = check_model_spec(spec)
-    if spec == IDENTITY:
+def resolve_model(spec: str) -> ResolvedModel:
+    """Pin ``--model`` to one exact model (see the module docstring).
+
+    Raises:
+        ConfigError: no such directory; RegistryError / StoreError: an unknown registry ref, or
+            its bytes cannot be fetched and verified.
+    """
+    checked = check_model_spec(spec)
+    if checked == IDENTITY:
+        return ResolvedModel(spec, IDENTITY)
+    if checked.startswith(REGISTRY_SCHEME):
+        from reasonbrain.registry.api import open_registry
+
+        with open_registry() as reg:
+            mv = reg.get(checked)
+            pinned = f"{mv.name}@{mv.version}"
+            path = reg.resolve(pinned)  # the version just looked up, whatever aliases do next
+        return ResolvedModel(spec, "registry", str(path), mv.sha256, f"{REGISTRY_SCHEME}{pinned}")
+    from reasonbrain.registry.checksums import manifest_digest, scan_dir
+
+    return ResolvedModel(spec, "directory", checked, manifest_digest(scan_dir(Path(checked))))
+
+
+def load_predictor(model: ResolvedModel, params: EvalParams, device: str = "cpu") -> Predictor:
+    """Build the predictor for a resolved model."""
+    if model.kind == IDENTITY:
         return IdentityPredictor()
-    return PipelinePredictor(spec, params, device)
+    assert model.path is not None
+    return PipelinePredictor(model.path, params, device)

@@ -26,14 +26,22 @@ output caption; it is skipped (with a note) otherwise.
 instructions in order, each to its own previous output; the last output is compared with the final
 turn's target and local caption (:func:`final_turn_record`), under the ``reference`` rules above.
 Records of other benchmarks are single samples under either setting.
+
+**How a sample is produced** is a small strategy (:func:`plan_sample`): :class:`SingleEdit`
+edits the record's own ``src_image`` once; :class:`SessionChain` starts from the session input
+and applies every turn in order. Either turns an :class:`EvalUnit` into a :class:`SamplePlan` —
+where editing starts, the edits in order (instruction and seed of each), the record the last
+output is scored against and the fields it adds to the sample's row — which is all the worker
+needs to know; it never looks at MagicBrush metadata itself.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from PIL import Image
 
@@ -41,6 +49,7 @@ from reasonbrain.data.importers.magicbrush import session_chains
 from reasonbrain.data.schema import Record, SynthMeta, meta_mask_path, resolve_in_root
 from reasonbrain.errors import DatasetError
 from reasonbrain.evaluation.images import BoolMask, load_mask, load_rgb
+from reasonbrain.evaluation.predictors import sample_seed
 
 PROTOCOLS: tuple[str, ...] = ("reasonsynth", "reference", "emu_edit", "reason_edit")
 
@@ -238,3 +247,108 @@ def final_turn_record(turns: Sequence[Record]) -> Record:
     data = turns[-1].model_dump()
     data.update(src_image=str(last["session_input"]), meta=meta)
     return Record.model_validate(data)
+
+
+# --------------------------------------------------------------------- how a sample is made
+@dataclass(frozen=True)
+class EditStep:
+    """One edit of a sample's chain: the record whose instruction is applied, and its seed."""
+
+    record_id: str
+    instruction: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    """Everything a worker needs to produce and score one sample.
+
+    Attributes:
+        sample_id: the sample's id (its row and output image are named after it).
+        start: the image editing starts from (relative to the dataset root).
+        steps: the edits, in order; each edits the previous one's output.
+        scored: the record the last output is compared with.
+        extras: fields added to the sample's ``samples.jsonl`` row.
+    """
+
+    sample_id: str
+    start: str
+    steps: tuple[EditStep, ...]
+    scored: Record
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seed(self) -> int:
+        """The sample's seed: the last edit's."""
+        return self.steps[-1].seed
+
+    def to_json(self) -> str:
+        """Plain JSON (plans travel to Ray actors as strings)."""
+        return json.dumps(
+            {
+                "sample_id": self.sample_id,
+                "start": self.start,
+                "steps": [[st.record_id, st.instruction, st.seed] for st in self.steps],
+                "scored": self.scored.model_dump(mode="json"),
+                "extras": self.extras,
+            },
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> SamplePlan:
+        """Inverse of :meth:`to_json`."""
+        d = json.loads(text)
+        return cls(
+            sample_id=str(d["sample_id"]),
+            start=str(d["start"]),
+            steps=tuple(EditStep(str(r), str(i), int(s)) for r, i, s in d["steps"]),
+            scored=Record.model_validate(d["scored"]),
+            extras=dict(d["extras"]),
+        )
+
+
+class EditStrategy(Protocol):
+    """Turns an :class:`EvalUnit` into a :class:`SamplePlan`."""
+
+    def plan(self, unit: EvalUnit, eval_seed: int) -> SamplePlan:
+        """The plan for ``unit``; each edit's seed derives from its record id and the eval seed."""
+        ...
+
+
+class SingleEdit:
+    """One edit of the record's own ``src_image``, scored against the record."""
+
+    def plan(self, unit: EvalUnit, eval_seed: int) -> SamplePlan:
+        """See :class:`EditStrategy`."""
+        rec = unit.turns[-1]
+        step = EditStep(rec.id, rec.instruction, sample_seed(rec.id, eval_seed))
+        return SamplePlan(rec.id, rec.src_image, (step,), rec)
+
+
+class SessionChain:
+    """A MagicBrush session under ``final_turn``: from ``meta.session_input``, every turn's
+    instruction in order on the previous output; scored by :func:`final_turn_record`."""
+
+    def plan(self, unit: EvalUnit, eval_seed: int) -> SamplePlan:
+        """See :class:`EditStrategy`."""
+        steps = tuple(
+            EditStep(t.id, t.instruction, sample_seed(t.id, eval_seed)) for t in unit.turns
+        )
+        session = {
+            "id": unit.session,
+            "protocol": "final_turn",
+            "turns_applied": len(steps),
+            "turn_ids": [st.record_id for st in steps],
+            "turn_seeds": [st.seed for st in steps],
+        }
+        start = str((unit.turns[0].meta or {})["session_input"])
+        return SamplePlan(
+            unit.id, start, steps, final_turn_record(unit.turns), {"session": session}
+        )
+
+
+def plan_sample(unit: EvalUnit, eval_seed: int) -> SamplePlan:
+    """The plan for one unit: a chained session, or a single edit."""
+    strategy: EditStrategy = SessionChain() if unit.session else SingleEdit()
+    return strategy.plan(unit, eval_seed)

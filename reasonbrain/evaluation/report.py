@@ -8,7 +8,9 @@ Markdown file:
 3. per-category tables (and per hold-out type when ReasonSynth rows are present) for the key
    metrics;
 4. paired comparisons of every run against the first one on the samples both scored
-   (difference of means with its bootstrap CI, share of samples where the run is better);
+   (difference of means with its bootstrap CI, share of samples where the run is better) — only
+   between runs of the same split of the same dataset version (the sha256 of the split manifest,
+   recorded in ``metrics.json``); other runs are listed as not comparable, never paired by id;
 5. a failure gallery: the worst samples per category for each run (source, output and target
    images referenced by relative paths, the verifier's nearest outcome, the rationale).
 """
@@ -193,10 +195,11 @@ def _runs_section(runs: list[Run]) -> list[str]:
         judges = ", ".join(
             f"{j['judge_id']} ({j['prompt_version']})" for j in cfg.get("judge", {}).get("used", [])
         )
+        pinned = (info.get("model_resolved") or {}).get("ref")
         rows.append(
             [
                 r.name,
-                str(info.get("model", "?")),
+                str(pinned or info.get("model", "?")),
                 f"{Path(str(info.get('data', '?'))).name}/{info.get('split', '?')}",
                 str(info.get("samples", len(r.rows))),
                 judges or "—",
@@ -222,7 +225,12 @@ def _paired_section(runs: list[Run], keys: list[str], resamples: int, level: flo
         "",
     ]
     rows = []
+    skipped: list[str] = []
     for other in runs[1:]:
+        why = not_comparable(ref, other)
+        if why is not None:
+            skipped.append(f"- `{other.name}` is not paired with `{ref.name}`: {why}.")
+            continue
         shared = sorted(set(ref.rows) & set(other.rows))
         for m in keys:
             pairs = [
@@ -250,9 +258,28 @@ def _paired_section(runs: list[Run], keys: list[str], resamples: int, level: flo
                     f"{pd.b_better_share:.0%}",
                 ]
             )
-    return out + _table(
-        ["run", "metric", "n", ref.name, "run", "difference [CI]", "run better on"], rows
-    )
+    out += _table(["run", "metric", "n", ref.name, "run", "difference [CI]", "run better on"], rows)
+    return out + ([*skipped, ""] if skipped else [])
+
+
+def not_comparable(a: Run, b: Run) -> str | None:
+    """Why two runs' samples must not be paired by id (``None``: they may).
+
+    Runs are comparable when they evaluated the same split of the same dataset version: the
+    split manifest's sha256 when both recorded it, else (older outputs) the dataset path.
+    """
+    ia, ib = a.metrics.get("run", {}), b.metrics.get("run", {})
+    if ia.get("split") != ib.get("split"):
+        return f"different splits ({ia.get('split')} vs {ib.get('split')})"
+    da = (ia.get("dataset") or {}).get("manifest_sha256")
+    db = (ib.get("dataset") or {}).get("manifest_sha256")
+    if da and db:
+        if da != db:
+            return f"different dataset versions (manifest {da[:12]} vs {db[:12]})"
+        return None
+    if ia.get("data") != ib.get("data"):
+        return "different datasets (no dataset version recorded)"
+    return None
 
 
 def _badness(row: dict[str, Any], keys: list[str]) -> tuple[float, ...]:

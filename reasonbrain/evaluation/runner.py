@@ -1,387 +1,76 @@
 """Resumable batch evaluation: ``reasonbrain evaluate --model M --data D --split S --out O``.
 
-Ray Data streams the records through ``map_batches`` with :class:`EvalWorker` as an actor class:
-the predictor (model), the metric encoders and the judge are loaded **once per actor**, each
-batch is edited and scored inside the actor, and the driver writes what comes back. The same
-worker runs in a plain loop with ``engine="loop"`` (no Ray; used by the throughput benchmark as
-the baseline and by fast tests).
+The entry point, composing one module per job:
 
-A sample is usually one record. Under ``eval.magicbrush_protocol=final_turn`` a MagicBrush
-session is one sample (:func:`~reasonbrain.evaluation.protocols.eval_units`): its whole chain of
-edits runs inside one worker call — turn k edits the model's own output of turn k-1, starting
-from the session's input, each turn with its own record's seed — and the last output is stored
-and scored under the final turn's id. Sessions are independent, so Ray Data still spreads them
-over actors; within a batch, the k-th turns of its sessions go to the predictor together.
+1. :func:`~reasonbrain.evaluation.predictors.resolve_model` pins the model (a registry alias to
+   its version, a directory to its content digest);
+2. :func:`~reasonbrain.evaluation.protocols.eval_units` and
+   :func:`~reasonbrain.evaluation.protocols.plan_sample` turn the split's records into samples
+   (one record each, or a chained MagicBrush session under
+   ``eval.magicbrush_protocol=final_turn``);
+3. :mod:`~reasonbrain.evaluation.runkey` builds the resume key and
+   :mod:`~reasonbrain.evaluation.store` checks it against ``--out`` and finds what is done;
+4. an engine (:mod:`~reasonbrain.evaluation.engines`: Ray Data actors or a plain loop) runs the
+   :mod:`~reasonbrain.evaluation.worker` over what is missing; each finished sample is written;
+5. :mod:`~reasonbrain.evaluation.describe` writes ``metrics.json``.
 
-Output directory::
-
-    OUT/run.json        what was evaluated (model, data, split, eval params) — resumption key
-    OUT/images/<id>.png the edited image of each sample
-    OUT/samples.jsonl   one row per sample: per-sample metrics, verifier verdict, judge answer,
-                        rationale, seed (final-turn MagicBrush rows add ``session``: id, turns
-                        applied, turn ids and seeds)
-    OUT/metrics.json    aggregates with bootstrap CIs + the configuration behind every number
-    OUT/per_category.json  one row per category (DVC plots)
-    OUT/judge_cache/    judge answers by (image hashes, instruction, judge id, prompt version)
-
-**Resumable.** A sample counts as done when its row is in ``samples.jsonl``. Each image is
-written to a temporary name and renamed *before* its row is appended, and a row is appended in one
-write and flushed, so a crash leaves at most a partial last line, which the next run drops. A rerun
-with the same run key evaluates only what is missing; a different model/data/split/params is
-refused (``force=True`` starts over).
+See :mod:`~reasonbrain.evaluation.store` for the output directory and its crash safety.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import os
-import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from reasonbrain.compute import ensure_ray
-from reasonbrain.data.schema import Record, manifest_path, read_manifest, resolve_in_root
+from reasonbrain.data.schema import Record, manifest_path, read_manifest
 from reasonbrain.errors import ConfigError, DatasetError
-from reasonbrain.evaluation.images import atomic_write_bytes, load_rgb, png_bytes
-from reasonbrain.evaluation.predictors import check_model_spec, load_predictor, sample_seed
-from reasonbrain.evaluation.protocols import (
-    MAGICBRUSH_PROTOCOLS,
-    EvalUnit,
-    eval_units,
-    final_turn_record,
+from reasonbrain.evaluation.describe import describe_config, write_metrics
+from reasonbrain.evaluation.engines import ENGINES, Engine
+from reasonbrain.evaluation.predictors import resolve_model
+from reasonbrain.evaluation.protocols import eval_units, plan_sample
+from reasonbrain.evaluation.runkey import dataset_identity, run_key
+from reasonbrain.evaluation.store import (
+    IMAGES,
+    JUDGE_CACHE,
+    METRICS,
+    PER_CATEGORY,
+    RUN,
+    SAMPLES,
+    SampleWriter,
+    image_name,
+    prepare_out,
+    read_done,
+    write_run_file,
 )
+from reasonbrain.evaluation.worker import work_items
 
 if TYPE_CHECKING:
-    from PIL import Image
-
     from reasonbrain.config import EvalParams, Settings
 
-Engine = Literal["ray", "loop"]
-
-SAMPLES = "samples.jsonl"
-METRICS = "metrics.json"
-PER_CATEGORY = "per_category.json"
-RUN = "run.json"
-IMAGES = "images"
-JUDGE_CACHE = "judge_cache"
-
-#: Eval params that change how fast, not what, is computed (left out of the resumption key).
-OPERATIONAL_KEYS: frozenset[str] = frozenset(
-    {
-        "batch_size",
-        "concurrency",
-        "num_cpus_per_actor",
-        "num_gpus_per_actor",
-        "torch_threads",
-        "bootstrap_resamples",
-        "ci_level",
-        "gallery_per_category",
-        "judge_requests_per_s",
-        "judge_max_retries",
-        "judge_timeout_s",
-        "split",
-    }
-)
-
-_SAFE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,150}$")
+__all__ = [
+    "IMAGES",
+    "JUDGE_CACHE",
+    "METRICS",
+    "PER_CATEGORY",
+    "RUN",
+    "SAMPLES",
+    "Engine",
+    "EvalSummary",
+    "describe_config",
+    "evaluate",
+    "image_name",
+    "load_records",
+    "read_done",
+    "write_metrics",
+]
 
 
-def image_name(sample_id: str) -> str:
-    """File name for a sample's output: the id when it is file-name safe, else a hashed form."""
-    if _SAFE.match(sample_id):
-        return f"{sample_id}.png"
-    import hashlib
-
-    clean = re.sub(r"[^A-Za-z0-9._-]+", "_", sample_id).lstrip(".")[:80]
-    return f"{clean}-{hashlib.sha256(sample_id.encode()).hexdigest()[:10]}.png"
-
-
-# ------------------------------------------------------------------------------------ worker
-def predictor_threads(params: EvalParams) -> int:
-    """Intra-op threads for one predictor: ``torch_threads``, or this machine's CPUs split over
-    the actors. Ray sets an actor's thread count to its ``num_cpus`` (1 by default, so that Ray
-    Data keeps a CPU for itself), which on 2 cores left one idle while the driver mostly waits."""
-    if params.torch_threads:
-        return params.torch_threads
-    return max(1, (os.cpu_count() or 1) // params.concurrency)
-
-
-class EvalWorker:
-    """Edits and scores batches; Ray Data builds one per actor (see the module docstring).
-
-    Args:
-        model: ``identity`` or a model directory.
-        data_root: the dataset directory (records' paths are relative to it).
-        params: ``EvalParams`` as a JSON-able dict (actors are built from plain data).
-        settings: ``Settings`` as a JSON-able dict.
-        cache_dir: judge cache directory (``None``: no cache).
-    """
-
-    def __init__(
-        self,
-        model: str,
-        data_root: str,
-        params: dict[str, Any],
-        settings: dict[str, Any],
-        cache_dir: str | None = None,
-    ) -> None:
-        from reasonbrain.config import EvalParams, Settings
-        from reasonbrain.evaluation.judges import build_judge
-        from reasonbrain.evaluation.scoring import Scorer
-
-        self.params = EvalParams.model_validate(params)
-        cfg = Settings.model_validate(settings)
-        self.root = Path(data_root)
-        device = "cuda" if self.params.num_gpus_per_actor > 0 else "cpu"
-        if device == "cpu":
-            import torch
-
-            torch.set_num_threads(predictor_threads(self.params))
-        self.predictor = load_predictor(model, self.params, device)
-        judge = build_judge(self.params, cfg, Path(cache_dir) if cache_dir else None)
-        self.scorer = Scorer(self.params, cfg, judge=judge, device=device)
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """``{"record": json[], "seed": int[], "session": str[], "chain": json[]}`` →
-        ``{"id", "png", "row"}`` (one per sample; see :func:`_items`)."""
-        records = [Record.model_validate_json(str(s)) for s in batch["record"]]
-        seeds = [int(s) for s in batch["seed"]]
-        sessions = [str(s) or None for s in batch["session"]]
-        chains = [
-            [Record.model_validate(t) for t in json.loads(str(c))] if sid else [rec]
-            for rec, sid, c in zip(records, sessions, batch["chain"], strict=True)
-        ]
-        # every turn's seed comes from its own record id; the last turn's is the sample's seed
-        turn_seeds = [
-            [sample_seed(t.id, self.params.seed) for t in chain[:-1]] + [seed]
-            for chain, seed in zip(chains, seeds, strict=True)
-        ]
-        starts = [
-            str((chain[0].meta or {})["session_input"]) if sid else rec.src_image
-            for rec, sid, chain in zip(records, sessions, chains, strict=True)
-        ]
-        preds = self._edit_chains(starts, chains, turn_seeds)
-        ids, pngs, rows = [], [], []
-        for rec, sid, chain, tseeds, (image, rationale) in zip(
-            records, sessions, chains, turn_seeds, preds, strict=True
-        ):
-            scored = final_turn_record(chain) if sid else rec
-            row = self.scorer.score(scored, self.root, image, rationale)
-            row["seed"] = tseeds[-1]
-            row["image"] = f"{IMAGES}/{image_name(rec.id)}"
-            if sid:
-                row["session"] = {
-                    "id": sid,
-                    "protocol": "final_turn",
-                    "turns_applied": len(chain),
-                    "turn_ids": [t.id for t in chain],
-                    "turn_seeds": tseeds,
-                }
-            ids.append(rec.id)
-            pngs.append(png_bytes(image))
-            rows.append(json.dumps(row, ensure_ascii=False, allow_nan=False))
-        return {
-            "id": np.array(ids, dtype=object),
-            "png": np.array(pngs, dtype=object),
-            "row": np.array(rows, dtype=object),
-        }
-
-    def _edit_chains(
-        self, starts: list[str], chains: list[list[Record]], seeds: list[list[int]]
-    ) -> list[tuple[Image.Image, str | None]]:
-        """Apply each chain's instructions in order, each to the previous output.
-
-        Turn k of every chain that has one goes to the predictor in one call (a single-record
-        sample is a chain of one, so a single-turn batch is exactly one call).
-        """
-        images = [load_rgb(resolve_in_root(self.root, s)) for s in starts]
-        rationales: list[str | None] = [None] * len(chains)
-        for k in range(max((len(c) for c in chains), default=0)):
-            active = [i for i, c in enumerate(chains) if len(c) > k]
-            preds = self.predictor.predict(
-                [images[i] for i in active],
-                [chains[i][k].instruction for i in active],
-                [seeds[i][k] for i in active],
-            )
-            for i, (image, rationale) in zip(active, preds, strict=True):
-                images[i], rationales[i] = image, rationale
-        return list(zip(images, rationales, strict=True))
-
-
-# ----------------------------------------------------------------------------------- storage
-def read_done(out: Path) -> dict[str, dict[str, Any]]:
-    """Rows already in ``OUT/samples.jsonl`` by id; a partial/corrupt last line is cut off.
-
-    Only the final line can be partial (rows are appended whole); a corrupt line elsewhere means
-    the file was edited by hand and is an error.
-
-    Raises:
-        DatasetError: a corrupt line that is not the last one.
-    """
-    path = out / SAMPLES
-    if not path.is_file():
-        return {}
-    data = path.read_bytes()
-    done: dict[str, dict[str, Any]] = {}
-    good_end = 0
-    pos = 0
-    lines = data.split(b"\n")
-    for i, raw in enumerate(lines):
-        is_last = i == len(lines) - 1
-        end = pos + len(raw) + (0 if is_last else 1)
-        if raw.strip():
-            try:
-                if is_last:
-                    raise ValueError("no newline")  # a complete row always ends with \n
-                row = json.loads(raw)
-                done[str(row["id"])] = row
-                good_end = end
-            except (ValueError, KeyError, TypeError):
-                if not is_last:
-                    raise DatasetError(
-                        "corrupt row in samples.jsonl",
-                        where=f"{path}:{i + 1}",
-                        fix="remove the line (the sample is then evaluated again)",
-                    ) from None
-        else:
-            good_end = end if not is_last else good_end
-        pos = end
-    if good_end < len(data):
-        with path.open("r+b") as fh:
-            fh.truncate(good_end)
-    return done
-
-
-class SampleWriter:
-    """Writes each finished sample: the image (atomic rename), then its row (one flushed write)."""
-
-    def __init__(self, out: Path) -> None:
-        self.out = out
-        (out / IMAGES).mkdir(parents=True, exist_ok=True)
-        self._fh = (out / SAMPLES).open("ab")
-
-    def write(self, sample_id: str, png: bytes, row_json: str) -> None:
-        """Persist one sample."""
-        atomic_write_bytes(self.out / IMAGES / image_name(sample_id), png)
-        self._fh.write(row_json.encode("utf-8") + b"\n")
-        self._fh.flush()
-
-    def close(self) -> None:
-        """Flush to disk and close."""
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-
-
-def run_key(model: str, data: Path, split: str, params: EvalParams) -> dict[str, Any]:
-    """What must match for a rerun to resume (see :data:`OPERATIONAL_KEYS`)."""
-    p = {k: v for k, v in params.model_dump(mode="json").items() if k not in OPERATIONAL_KEYS}
-    return {"model": model, "data": str(data.resolve()), "split": split, "eval": p}
-
-
-def prepare_out(out: Path, key: dict[str, Any], force: bool) -> None:
-    """Create ``out`` or check that it holds the same run; ``force`` clears our files first.
-
-    Raises:
-        ConfigError: ``out`` holds a different run (and ``force`` is false), or is a file.
-    """
-    if out.exists() and not out.is_dir():
-        raise ConfigError("--out exists and is not a directory", where=str(out))
-    run_file = out / RUN
-    if force and out.is_dir():
-        import shutil
-
-        for name in (SAMPLES, METRICS, PER_CATEGORY, RUN):
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / IMAGES, ignore_errors=True)
-    elif run_file.is_file():
-        old = json.loads(run_file.read_text(encoding="utf-8")).get("key")
-        if old != key:
-            diff = sorted(k for k in key if old is None or old.get(k) != key[k])
-            raise ConfigError(
-                f"the output directory holds another evaluation (differs in {', '.join(diff)})",
-                where=str(out),
-                fix="use another --out, or pass --force to start over",
-            )
-    elif out.is_dir() and (out / SAMPLES).exists():
-        raise ConfigError(
-            "the output directory has samples but no run.json",
-            where=str(out),
-            fix="use another --out, or pass --force to start over",
-        )
-    out.mkdir(parents=True, exist_ok=True)
-
-
-# ----------------------------------------------------------------------------------- engines
-BatchFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
-
-
-def _items(units: Sequence[EvalUnit], seed: int) -> list[dict[str, Any]]:
-    """One work item per sample: its (last) record and seed; a final-turn session also carries
-    its id and all its turns (JSON), so the whole chain runs in one worker call."""
-    return [
-        {
-            "record": u.turns[-1].model_dump_json(),
-            "seed": sample_seed(u.id, seed),
-            "session": u.session or "",
-            "chain": json.dumps([t.model_dump(mode="json") for t in u.turns]) if u.session else "",
-        }
-        for u in units
-    ]
-
-
-def _as_batch(items: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
-    return {
-        "record": np.array([i["record"] for i in items], dtype=object),
-        "seed": np.array([i["seed"] for i in items], dtype=np.int64),
-        "session": np.array([i["session"] for i in items], dtype=object),
-        "chain": np.array([i["chain"] for i in items], dtype=object),
-    }
-
-
-def run_loop(
-    items: Sequence[dict[str, Any]], worker_kwargs: dict[str, Any], batch_size: int
-) -> Iterator[dict[str, np.ndarray]]:
-    """The plain loop: one worker in this process."""
-    worker = EvalWorker(**worker_kwargs)
-    for i in range(0, len(items), batch_size):
-        yield worker(_as_batch(items[i : i + batch_size]))
-
-
-def run_ray(
-    items: Sequence[dict[str, Any]], worker_kwargs: dict[str, Any], params: EvalParams
-) -> Iterator[dict[str, np.ndarray]]:
-    """Ray Data: ``map_batches`` over an actor pool of :class:`EvalWorker` (see module doc).
-
-    Uses the running Ray cluster (``RAY_ADDRESS`` or an ``ray.init`` already made) or starts a
-    local one. Blocks hold about one batch each so results stream back as they finish.
-    """
-    import ray
-
-    ensure_ray(log_to_driver=False)
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
-    blocks = max(1, min(len(items), math.ceil(len(items) / params.batch_size)))
-    ds: Any = ray.data.from_items(list(items), override_num_blocks=blocks)
-    ds = ds.map_batches(
-        EvalWorker,
-        fn_constructor_kwargs=worker_kwargs,
-        batch_size=params.batch_size,
-        batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=params.concurrency),
-        num_cpus=params.num_cpus_per_actor,
-        num_gpus=params.num_gpus_per_actor or None,
-    )
-    yield from ds.iter_batches(batch_size=None, batch_format="numpy")
-
-
-# ------------------------------------------------------------------------------------- entry
 @dataclass
 class EvalSummary:
     """What one ``evaluate`` call did."""
@@ -436,7 +125,7 @@ def evaluate(
     """Evaluate ``model`` on ``data``'s split into ``out`` (resumable; see the module docstring).
 
     Args:
-        model: ``identity`` or a saved model directory.
+        model: ``identity``, a saved model directory or ``registry://NAME@ALIAS|@VERSION``.
         data: dataset directory (Reason50K layout).
         out: output directory.
         params: the ``eval`` section of params.
@@ -445,11 +134,12 @@ def evaluate(
             counts as one sample under ``eval.magicbrush_protocol=final_turn``).
         engine: ``ray`` (Ray Data actors) or ``loop`` (in-process).
         settings: where weights/judges live (default: from the environment).
-        force: clear a previous evaluation in ``out`` instead of resuming it.
+        force: clear a previous evaluation in ``out`` (judge cache included) instead of
+            resuming it.
         progress: show a progress bar.
 
     Raises:
-        ConfigError / DatasetError: bad model, data, split or output directory.
+        ConfigError / DatasetError / RegistryError: bad model, data, split or output directory.
     """
     from reasonbrain.config import get_settings
 
@@ -458,17 +148,16 @@ def evaluate(
     split = split or params.split
     if limit is not None and limit < 1:
         raise ConfigError("--limit must be at least 1", where=str(limit))
-    spec = check_model_spec(model)
     units = eval_units(load_records(data, split, None), params.magicbrush_protocol)[:limit]
-    key = run_key(spec, data, split, params)
+    resolved = resolve_model(model)
+    dataset = dataset_identity(data, split)
+    key = run_key(resolved, dataset, split, params)
     prepare_out(out, key, force)
     done = read_done(out)
     todo = [u for u in units if u.id not in done]
-    atomic_write_bytes(
-        out / RUN, json.dumps({"key": key, "limit": limit}, indent=2).encode("utf-8")
-    )
+    write_run_file(out, key, {"limit": limit, "model": resolved.to_dict()})
     worker_kwargs = {
-        "model": spec,
+        "model": resolved.to_dict(),
         "data_root": str(data.resolve()),
         "params": params.model_dump(mode="json"),
         "settings": cfg.model_dump(mode="json"),
@@ -476,17 +165,17 @@ def evaluate(
     }
     t0 = time.perf_counter()
     if todo:
-        items = _items(todo, params.seed)
-        batches = (
-            run_ray(items, worker_kwargs, params)
-            if engine == "ray"
-            else run_loop(items, worker_kwargs, params.batch_size)
-        )
-        _consume(batches, out, len(todo), progress, done)
+        items = work_items([plan_sample(u, params.seed) for u in todo])
+        _consume(ENGINES[engine](items, worker_kwargs, params), out, len(todo), progress, done)
     seconds = time.perf_counter() - t0
     rows = [done[u.id] for u in units if u.id in done]
     info = {
-        **key,
+        "model": resolved.path if resolved.kind == "directory" else resolved.spec,
+        "model_resolved": resolved.to_dict(),
+        "data": dataset["path"],
+        "dataset": dataset,
+        "split": split,
+        "eval": key["eval"],
         "limit": limit,
         "engine": engine,
         "evaluated_now": len(todo),
@@ -495,36 +184,6 @@ def evaluate(
     }
     doc = write_metrics(out, rows, params, cfg, info)
     return EvalSummary(out, len(units), len(units) - len(todo), len(todo), seconds, doc)
-
-
-def write_metrics(
-    out: Path,
-    rows: Sequence[dict[str, Any]],
-    params: EvalParams,
-    settings: Settings,
-    run_info: dict[str, Any],
-) -> dict[str, Any]:
-    """Aggregate ``rows`` and write ``OUT/metrics.json`` and ``OUT/per_category.json``.
-
-    Returns:
-        The ``metrics.json`` document: ``run`` (``run_info`` + sample count), ``config`` (what
-        produced every number), ``overall``, ``by_category``, ``by_family``, ``by_holdout``.
-    """
-    from reasonbrain.evaluation.aggregate import aggregate
-
-    metrics = aggregate(
-        rows, resamples=params.bootstrap_resamples, level=params.ci_level, seed=params.seed
-    )
-    doc = {
-        "run": {**run_info, "samples": len(rows)},
-        "config": describe_config(params, settings, rows),
-        **{k: v for k, v in metrics.items() if k != "per_category"},
-    }
-    atomic_write_bytes(out / METRICS, json.dumps(doc, indent=2, allow_nan=False).encode())
-    atomic_write_bytes(
-        out / PER_CATEGORY, json.dumps(metrics["per_category"], indent=2).encode("utf-8")
-    )
-    return doc
 
 
 def _consume(
@@ -555,59 +214,3 @@ def _consume(
                     bar.advance(task)
     finally:
         writer.close()
-
-
-def describe_config(
-    params: EvalParams, settings: Settings, rows: Sequence[dict[str, Any]]
-) -> dict[str, Any]:
-    """The configuration behind every number (without loading any model)."""
-    from reasonbrain.evaluation.encoders import resolve_weight_dirs, weights_fingerprint
-    from reasonbrain.evaluation.pixel import PIXEL_CONFIG
-    from reasonbrain.evaluation.verifier import VerifierConfig
-
-    found, missing = resolve_weight_dirs(settings)
-    wanted = set(params.metrics)
-    models: dict[str, Any] = {}
-    for name, metrics in (
-        ("clip", {"clip_i", "clip_t", "clip_dir"}),
-        ("dino", {"dino"}),
-        ("lpips", {"lpips"}),
-    ):
-        if not wanted & metrics:
-            models[name] = "not requested"
-        elif name in found:
-            models[name] = {
-                "weights": str(found[name]),
-                "fingerprint": weights_fingerprint(found[name]),
-            }
-        else:
-            models[name] = missing[name]
-    judges = sorted(
-        {(r["judge"]["judge_id"], r["judge"]["prompt_version"]) for r in rows if r.get("judge")}
-    )
-    return {
-        "pixel": PIXEL_CONFIG,
-        "verifier": VerifierConfig(
-            params.verifier_region, params.verifier_change_threshold
-        ).describe(),
-        "models": models,
-        "embedding_scores": "raw cosine in [-1, 1] (papers often print 100 x cosine)",
-        "judge": {
-            "kind": params.judge,
-            "used": [{"judge_id": j, "prompt_version": v} for j, v in judges],
-            "follows": f"semantic consistency >= {params.judge_follow_threshold:g} of 10",
-        },
-        "bootstrap": {
-            "method": "percentile (scipy.stats.bootstrap)",
-            "resamples": params.bootstrap_resamples,
-            "level": params.ci_level,
-            "seed": params.seed,
-        },
-        "protocols": sorted({str(r.get("protocol")) for r in rows}),
-        "magicbrush_protocol": {
-            "name": params.magicbrush_protocol,
-            "rule": MAGICBRUSH_PROTOCOLS[params.magicbrush_protocol],
-            "sessions": sum(1 for r in rows if r.get("session")),
-        },
-        "seeds": "per sample: sha256(f'{eval.seed}:{id}')[:8] & (2**63-1)",
-    }

@@ -128,7 +128,8 @@ class Scorer:
             verdict_d = asdict(verdict)
             verdict_d["chance"] = verdict.chance
             metrics["reasoning_acc"] = None if verdict.correct is None else float(verdict.correct)
-            metrics["chance"] = verdict.chance
+            # chance is stated over the samples accuracy counts: the verifiable ones
+            metrics["chance"] = verdict.chance if verdict.verifiable else None
             metrics["edit_error"] = verdict.edit_error
             metrics["preservation_psnr"] = verdict.preservation_psnr
             metrics["preservation_ssim"] = verdict.preservation_ssim

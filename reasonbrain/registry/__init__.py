@@ -13,18 +13,18 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from reasonbrain.registry.api import (
-        GcReport,
         Registry,
         open_registry,
         register_model,
         resolve_model_ref,
     )
     from reasonbrain.registry.db import open_db
+    from reasonbrain.registry.gc import GcReport
     from reasonbrain.registry.refs import ModelRef, parse_ref
     from reasonbrain.registry.store import ObjectStore, open_store
 
 _EXPORTS = {
-    "GcReport": "api",
+    "GcReport": "gc",
     "Registry": "api",
     "open_registry": "api",
     "register_model": "api",

@@ -5,11 +5,16 @@ size, sha256) per file, sorted by path. The directory digest is the sha256 of th
 canonical text, so two directories have the same digest exactly when they hold the same bytes
 under the same names. The registry stores both the per-file checksums (object metadata and DB)
 and the digest (``model_versions.sha256``).
+
+Paths in a manifest come from the database and the object store, which a reader does not control:
+:func:`check_relpath` is applied to every one of them before anything is written under a target
+directory (no absolute paths, no ``..``, no empty or ``.`` segments, no backslashes or NUL).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +22,31 @@ from typing import Any
 from reasonbrain.errors import StoreError
 
 CHUNK = 8 * 1024 * 1024
+_BAD_CHARS = re.compile(r"[\\\x00-\x1f]")
+
+
+def check_relpath(path: str, *, where: str) -> str:
+    """Return ``path`` if it is a safe relative POSIX path (it stays inside any directory it is
+    joined to).
+
+    Raises:
+        StoreError: absolute, ``..``/``.``/empty segments, a drive, backslashes or control
+            characters — a manifest row that was edited or damaged.
+    """
+    parts = path.split("/") if isinstance(path, str) else []
+    if (
+        not parts
+        or path.startswith("/")
+        or _BAD_CHARS.search(path)
+        or any(p in ("", ".", "..") for p in parts)
+        or ":" in parts[0]
+    ):
+        raise StoreError(
+            f"unsafe file path {path!r} in a model manifest",
+            where=where,
+            fix="the registry record was edited or is damaged; re-register the model",
+        )
+    return path
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,21 @@
   never formatted into messages (errors name the endpoint, bucket and key only).
 - Large files use multipart upload/download through boto3's managed transfer
   (:class:`boto3.s3.transfer.TransferConfig`, part size from ``REASONBRAIN_S3_PART_SIZE_MB``).
-- Integrity: botocore checksums each request body (CRC32 by default) so S3 rejects damaged
-  uploads; on top, the sha256 of the whole file is stored as object metadata ``sha256``, checked
-  after upload (size + recorded sha256) and recomputed on every download.
+- Integrity of uploads is checked on the stored bytes, with S3's own checksums:
+
+  * a file below the part size is read once into memory, hashed (and compared with the expected
+    sha256 when one is given) and sent with ``ChecksumSHA256`` = that digest, so S3 itself
+    rejects a body that does not match (``BadDigest``);
+  * a larger file is read once to compute its sha256 and the SHA-256 of each part
+    (:func:`_digests`), then uploaded in parallel parts with ``ChecksumAlgorithm=SHA256``; S3
+    checks every part against the SHA-256 botocore computes over the bytes it sends, and the
+    composite checksum S3 reports for the object (the sha256 of its parts' digests) must equal
+    the one computed from the bytes that were hashed. A file rewritten between hashing and
+    upload (same size or not) fails with :class:`~reasonbrain.registry.store.ChecksumMismatch`
+    instead of registering bytes that can never be pulled; an endpoint that reports no checksum
+    gets the object read back and hashed instead.
+
+  The sha256 is also stored as object metadata ``sha256`` and recomputed on every download.
 - Transient failures (throttling, 5xx, dropped connections) are retried by botocore's
   ``standard`` retry mode with exponential backoff; checksum mismatches by
   :func:`~reasonbrain.registry.store.with_retries`.
@@ -15,6 +27,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
@@ -28,9 +41,9 @@ from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from s3transfer.utils import ChunksizeAdjuster
 
 from reasonbrain.errors import StoreError
-from reasonbrain.registry.checksums import sha256_file
 from reasonbrain.registry.store import (
     ChecksumMismatch,
     ObjectInfo,
@@ -70,6 +83,26 @@ class _HashingSink(io.RawIOBase):
     def hexdigest(self) -> str:
         """sha256 of everything written so far."""
         return self._h.hexdigest()
+
+
+def _digests(src: Path, part_size: int) -> tuple[str, list[bytes]]:
+    """One read of ``src``: its sha256 and the SHA-256 digest of each ``part_size`` part."""
+    whole = hashlib.sha256()
+    parts: list[bytes] = []
+    with open(src, "rb") as fh:
+        while chunk := fh.read(part_size):
+            whole.update(chunk)
+            parts.append(hashlib.sha256(chunk).digest())
+    return whole.hexdigest(), parts
+
+
+def _composite(parts: list[bytes]) -> str:
+    """S3's composite SHA-256 of a multipart object: base64(sha256(part digests))."""
+    return base64.b64encode(hashlib.sha256(b"".join(parts)).digest()).decode()
+
+
+def _b64(hex_digest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
 
 
 class S3Store(ObjectStore):
@@ -145,6 +178,12 @@ class S3Store(ObjectStore):
         except ClientError as err:
             code = str(err.response.get("Error", {}).get("Code", "?"))
             status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in ("BadDigest", "InvalidDigest", "XAmzContentChecksumMismatch"):
+                raise ChecksumMismatch(
+                    f"S3 rejected the {action}: {code} (the body does not match its checksum)",
+                    where=self._where(key),
+                    fix="retry; if it persists the source file is changing during upload",
+                ) from None
             if code in ("NoSuchBucket",):
                 fix = "create the bucket (e.g. `reasonbrain infra up`) or fix REASONBRAIN_STORE_URI"
             elif code in ("404", "NoSuchKey", "NotFound"):
@@ -198,32 +237,103 @@ class S3Store(ObjectStore):
         return self._call(run, key, "head")
 
     def put_file(self, src: Path, key: str, *, sha256: str | None = None) -> ObjectInfo:
-        expected = sha256 or sha256_file(src)
-        size = Path(src).stat().st_size
-
         def attempt() -> ObjectInfo:
-            self._call(
-                lambda: self.client.upload_file(
-                    str(src),
-                    self.bucket,
-                    self._key(key),
-                    ExtraArgs={"Metadata": {META_SHA: expected}},
-                    Config=self.transfer,
-                ),
-                key,
-                "upload",
-            )
+            size = Path(src).stat().st_size
+            if size < self.transfer.multipart_threshold:
+                digest = self._put_small(src, key, sha256)
+            else:
+                digest = self._put_multipart(src, key, sha256, size)
             info = self.head(key)
-            if info is None or info.size != size or info.sha256 != expected:
+            if info is None or info.sha256 != digest:
                 raise ChecksumMismatch(
-                    "uploaded object does not verify (size or sha256 differ)",
+                    "uploaded object is missing or carries another sha256",
                     where=self._where(key),
-                    fix="retry; if it persists the source file is changing during upload",
+                    fix="retry; another writer may be using the same key",
                 )
-            log.debug("uploaded %s (%d bytes)", self.uri_for(key), size)
+            log.debug("uploaded %s (%d bytes)", self.uri_for(key), info.size)
             return info
 
         return with_retries(attempt, attempts=self.retries, what=self.uri_for(key))
+
+    def _changed(self, key: str, detail: str) -> ChecksumMismatch:
+        return ChecksumMismatch(
+            f"the file changed while it was being stored ({detail})",
+            where=self._where(key),
+            fix="wait until the file is complete, then register again",
+        )
+
+    def _drop(self, key: str) -> None:
+        try:
+            self.delete([key])
+        except StoreError as err:  # gc removes it with the rest of a failed registration
+            log.warning("could not remove %s: %s", self.uri_for(key), err)
+
+    def _put_small(self, src: Path, key: str, expected: str | None) -> str:
+        """One PUT of the bytes we hashed; S3 verifies them against ``ChecksumSHA256``."""
+        data = Path(src).read_bytes()
+        got = hashlib.sha256(data).hexdigest()
+        if expected is not None and got != expected:
+            raise self._changed(key, f"sha256 {got[:12]}…, expected {expected[:12]}…")
+        self._call(
+            lambda: self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Body=data,
+                ChecksumSHA256=_b64(got),
+                Metadata={META_SHA: got},
+            ),
+            key,
+            "upload",
+        )
+        return got
+
+    def _put_multipart(self, src: Path, key: str, expected: str | None, size: int) -> str:
+        """Parallel multipart upload, then S3's composite SHA-256 is compared with ours."""
+        part_size = ChunksizeAdjuster().adjust_chunksize(self.transfer.multipart_chunksize, size)
+        got, parts = _digests(Path(src), part_size)
+        if expected is not None and got != expected:
+            raise self._changed(key, f"sha256 {got[:12]}…, expected {expected[:12]}…")
+        self._call(
+            lambda: self.client.upload_file(
+                str(src),
+                self.bucket,
+                self._key(key),
+                ExtraArgs={"Metadata": {META_SHA: got}, "ChecksumAlgorithm": "SHA256"},
+                Config=self.transfer,
+            ),
+            key,
+            "upload",
+        )
+        head: Any = self._call(
+            lambda: self.client.head_object(
+                Bucket=self.bucket, Key=self._key(key), ChecksumMode="ENABLED"
+            ),
+            key,
+            "head",
+        )
+        stored = head.get("ChecksumSHA256")
+        if stored is None:  # an endpoint that keeps no checksums: read the object back
+            self._verify_by_download(key, got)
+            return got
+        value, _, n = str(stored).partition("-")  # some endpoints add "-<parts>"
+        if value != _composite(parts) or n not in ("", str(len(parts))):
+            self._drop(key)  # no object may carry a sha256 its bytes do not have
+            raise self._changed(key, "S3's checksum of the stored parts differs from ours")
+        return got
+
+    def _verify_by_download(self, key: str, expected: str) -> None:
+        with open(os.devnull, "wb") as devnull:
+            sink = _HashingSink(devnull)
+            self._call(
+                lambda: self.client.download_fileobj(
+                    self.bucket, self._key(key), sink, Config=self.transfer
+                ),
+                key,
+                "download",
+            )
+        if sink.hexdigest() != expected:
+            self._drop(key)
+            raise self._changed(key, "the object read back hashes differently")
 
     def get_file(self, key: str, dest: Path, *, sha256: str | None = None) -> ObjectInfo:
         dest = Path(dest)
@@ -269,7 +379,11 @@ class S3Store(ObjectStore):
         sha = hashlib.sha256(data).hexdigest()
         self._call(
             lambda: self.client.put_object(
-                Bucket=self.bucket, Key=self._key(key), Body=data, Metadata={META_SHA: sha}
+                Bucket=self.bucket,
+                Key=self._key(key),
+                Body=data,
+                ChecksumSHA256=_b64(sha),
+                Metadata={META_SHA: sha},
             ),
             key,
             "put",
@@ -301,14 +415,30 @@ class S3Store(ObjectStore):
                 yield ObjectInfo(o["Key"][strip:], int(o["Size"]), None, o["LastModified"])
 
     def delete(self, keys: list[str]) -> None:
+        """Delete objects in batches of 1,000.
+
+        Raises:
+            StoreError: S3 refused some keys (a batch delete answers 200 and lists per-key
+                errors; they are checked, so callers never report deletions that did not happen).
+        """
+        failed: list[str] = []
         for i in range(0, len(keys), 1000):
             batch = [{"Key": self._key(k)} for k in keys[i : i + 1000]]
-            self._call(
+            r: Any = self._call(
                 lambda b=batch: self.client.delete_objects(  # type: ignore[misc]
                     Bucket=self.bucket, Delete={"Objects": b, "Quiet": True}
                 ),
                 None,
                 "delete",
+            )
+            failed += [f"{e.get('Key')} ({e.get('Code')})" for e in r.get("Errors") or []]
+        if failed:
+            raise StoreError(
+                f"S3 refused to delete {len(failed)} of {len(keys)} object(s): "
+                + ", ".join(failed[:5])
+                + (" …" if len(failed) > 5 else ""),
+                where=self._where(None),
+                fix="check the bucket policy / object lock, then retry",
             )
 
     def presigned_url(self, key: str, expires_s: int = 3600) -> str:

@@ -94,7 +94,13 @@ class ObjectStore(ABC):
 
     @abstractmethod
     def put_file(self, src: Path, key: str, *, sha256: str | None = None) -> ObjectInfo:
-        """Upload ``src`` to ``key`` and verify the stored copy; returns its info."""
+        """Upload ``src`` to ``key`` and verify the stored copy; returns its info.
+
+        The stored bytes are verified against ``sha256`` when given (else against the digest
+        of the file as the store read it), and the returned ``sha256`` is theirs: a file that
+        changes during the upload fails with :class:`ChecksumMismatch`, it never leaves an
+        object whose recorded digest its bytes do not have.
+        """
 
     @abstractmethod
     def get_file(self, key: str, dest: Path, *, sha256: str | None = None) -> ObjectInfo:
@@ -149,18 +155,19 @@ class ObjectStore(ABC):
         return _run_all(one, entries, workers)
 
     def put_tree(self, src: Path, prefix: str, *, workers: int = 4) -> list[FileEntry]:
-        """Hash and upload every file under ``src``; returns the manifest (sorted by path).
+        """Upload every file under ``src``; returns the manifest (sorted by path).
 
-        Each file is hashed inside its upload worker, so hashing one file overlaps the upload
-        of others instead of costing a separate pass over the whole directory first.
+        Each entry's size and sha256 are those the store verified for the stored object (the
+        store hashes each file inside its upload worker, so hashing one file overlaps the upload
+        of others instead of costing a separate pass over the whole directory first).
         """
         src = Path(src)
         paths = sorted(list_files(src), key=lambda rel: -(src / rel).stat().st_size)
 
         def one(rel: str) -> FileEntry:
-            entry = FileEntry(rel, (src / rel).stat().st_size, sha256_file(src / rel))
-            self.put_file(src / rel, join_key(prefix, rel), sha256=entry.sha256)
-            return entry
+            info = self.put_file(src / rel, join_key(prefix, rel))
+            assert info.sha256 is not None  # put_file always records one
+            return FileEntry(rel, info.size, info.sha256)
 
         return sorted(_run_all(one, paths, workers), key=lambda e: e.path)
 

@@ -23,7 +23,8 @@ PostgreSQL. Times are timezone-aware UTC.
 - ``notifications``: every notification the flows sent (failures, promotions, quarantines) and
   where it was delivered.
 
-Migration ``0002`` adds the orchestration columns and the last three tables.
+Migration ``0002`` adds the orchestration columns and the last three tables; ``0003`` adds
+``model_versions.store_key`` (store-relative location of a version's files).
 """
 
 from __future__ import annotations
@@ -173,12 +174,18 @@ class ModelVersion(Base):
     __table_args__ = (
         UniqueConstraint("name", "version"),
         UniqueConstraint("store_uri"),
+        Index("ix_model_versions_store_key", "store_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     version: Mapped[int] = mapped_column(Integer)
-    store_uri: Mapped[str] = mapped_column(String(1000))
+    store_uri: Mapped[str] = mapped_column(String(1000), doc="full URI at registration (display)")
+    store_key: Mapped[str | None] = mapped_column(
+        String(1000),
+        doc="where the files live, relative to the store root: the registry reads this, so a "
+        "moved project or a renamed bucket keeps working",
+    )
     sha256: Mapped[str] = mapped_column(String(64), doc="digest of the file manifest")
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     files: Mapped[list[Any]] = mapped_column(doc="[{path, size, sha256}]")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from reasonbrain.errors import RegistryError
@@ -163,5 +163,46 @@ def test_orchestration_migration_downgrades_to_0001_keeping_constraints(db_url: 
         upgrade(engine)
         with engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM runs").scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_store_key_migration_fills_keys_and_downgrades_to_0002(db_url: str) -> None:
+    """0003 adds ``model_versions.store_key`` and derives it from old absolute URIs; rows whose
+    URI has no ``models/NAME/<uid>`` tail keep NULL; back to 0002 and up again keeps the rows."""
+    uid = "0123456789abcdef0123456789abcdef"
+    rows = [
+        (1, f"file:///old/project/.reasonbrain/store/models/tiny/{uid}", f"models/tiny/{uid}"),
+        (2, f"s3://bucket/registry-old/models/tiny/{uid[::-1]}", f"models/tiny/{uid[::-1]}"),
+        (3, "s3://b/m/1", None),
+    ]
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0002")
+        with engine.begin() as conn:
+            for version, uri, _ in rows:
+                conn.execute(
+                    text(
+                        "INSERT INTO model_versions (name, version, store_uri, sha256, "
+                        "size_bytes, files, created_at, lineage) VALUES ('tiny', :v, :uri, "
+                        ":sha, 1, '[]', '2026-01-01 00:00:00', '{}')"
+                    ),
+                    {"v": version, "uri": uri, "sha": "0" * 64},
+                )
+        upgrade(engine)
+        with engine.connect() as conn:
+            got = dict(conn.exec_driver_sql("SELECT version, store_key FROM model_versions").all())
+        assert got == {v: key for v, _, key in rows}
+        with pytest.raises(IntegrityError), engine.begin() as conn:  # keys are unique
+            conn.execute(
+                text("UPDATE model_versions SET store_key = :k WHERE version = 3"),
+                {"k": f"models/tiny/{uid}"},
+            )
+        downgrade(engine, "0002")
+        assert "store_key" not in {c["name"] for c in inspect(engine).get_columns("model_versions")}
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM model_versions").scalar() == 3
+        upgrade(engine)
+        assert current_revision(engine) == head_revision()
     finally:
         engine.dispose()

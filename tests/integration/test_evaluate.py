@@ -14,20 +14,15 @@ from PIL import Image
 from reasonbrain.config import EvalParams, Settings
 from reasonbrain.data.schema import read_manifest
 from reasonbrain.errors import ConfigError
-from reasonbrain.evaluation.predictors import sample_seed
+from reasonbrain.evaluation.describe import write_metrics
+from reasonbrain.evaluation.predictors import ResolvedModel, sample_seed
 from reasonbrain.evaluation.report import render_report
-from reasonbrain.evaluation.runner import (
-    IMAGES,
-    SAMPLES,
-    evaluate,
-    image_name,
-    predictor_threads,
-    read_done,
-    run_key,
-    write_metrics,
-)
+from reasonbrain.evaluation.runkey import run_key
+from reasonbrain.evaluation.runner import evaluate
 from reasonbrain.evaluation.scoring import Scorer
+from reasonbrain.evaluation.store import IMAGES, SAMPLES, image_name, read_done
 from reasonbrain.evaluation.testing import make_synth_dataset
+from reasonbrain.evaluation.worker import predictor_threads
 
 PARAMS = EvalParams(batch_size=4, bootstrap_resamples=200, metrics=["l1", "psnr", "ssim"])
 NO_WEIGHTS = Settings(weights_dir=None)
@@ -122,8 +117,9 @@ def test_predictor_threads_use_the_machine_not_rays_one_cpu_pin(monkeypatch: Any
     assert predictor_threads(EvalParams(concurrency=16)) == 1
     assert predictor_threads(EvalParams(torch_threads=3, concurrency=2)) == 3
     # how fast, not what: a changed thread count still resumes the same run
-    base = run_key("m", Path("d"), "test", EvalParams())
-    assert run_key("m", Path("d"), "test", EvalParams(torch_threads=1)) == base
+    model, data = ResolvedModel("identity", "identity"), {"path": "d", "manifest_sha256": "x"}
+    base = run_key(model, data, "test", EvalParams())
+    assert run_key(model, data, "test", EvalParams(torch_threads=1)) == base
 
 
 def test_ray_data_gives_the_same_rows_as_the_loop(

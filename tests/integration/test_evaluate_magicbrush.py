@@ -21,9 +21,11 @@ from reasonbrain.data.schema import Record, read_manifest, resolve_in_root
 from reasonbrain.errors import ConfigError, DatasetError
 from reasonbrain.evaluation import pixel
 from reasonbrain.evaluation.images import load_rgb, to_array
-from reasonbrain.evaluation.predictors import sample_seed
-from reasonbrain.evaluation.protocols import eval_units
-from reasonbrain.evaluation.runner import RUN, SAMPLES, EvalWorker, _as_batch, _items, evaluate
+from reasonbrain.evaluation.predictors import Edit, EditRequest, ResolvedModel, sample_seed
+from reasonbrain.evaluation.protocols import eval_units, plan_sample
+from reasonbrain.evaluation.runner import evaluate
+from reasonbrain.evaluation.store import RUN, SAMPLES
+from reasonbrain.evaluation.worker import EvalWorker, to_batch
 from tests.data.test_importers_fixtures import make_magicbrush
 
 SINGLE = EvalParams(bootstrap_resamples=200, metrics=["l1", "l2"], judge="none")
@@ -109,14 +111,12 @@ class _Brighten:
     def __init__(self) -> None:
         self.calls: list[tuple[list[str], list[int]]] = []
 
-    def predict(
-        self, images: list[Image.Image], instructions: list[str], seeds: list[int]
-    ) -> list[tuple[Image.Image, str | None]]:
-        self.calls.append((list(instructions), list(seeds)))
-        out: list[tuple[Image.Image, str | None]] = []
-        for im in images:
-            arr = np.asarray(im.convert("RGB")).astype(np.int16) + 10
-            out.append((Image.fromarray(arr.clip(0, 255).astype(np.uint8)), None))
+    def predict(self, requests: list[EditRequest]) -> list[Edit]:
+        self.calls.append(([r.instruction for r in requests], [r.seed for r in requests]))
+        out: list[Edit] = []
+        for r in requests:
+            arr = np.asarray(r.image.convert("RGB")).astype(np.int16) + 10
+            out.append(Edit(Image.fromarray(arr.clip(0, 255).astype(np.uint8)), None))
         return out
 
     def describe(self) -> dict[str, Any]:
@@ -126,7 +126,7 @@ class _Brighten:
 def test_one_worker_call_runs_whole_chains_turn_by_turn(mb: Path) -> None:
     params = FINAL
     worker = EvalWorker(
-        "identity",
+        ResolvedModel("identity", "identity").to_dict(),
         str(mb),
         params.model_dump(mode="json"),
         NO_WEIGHTS.model_dump(mode="json"),
@@ -134,7 +134,7 @@ def test_one_worker_call_runs_whole_chains_turn_by_turn(mb: Path) -> None:
     editor = _Brighten()
     worker.predictor = editor
     units = eval_units(read_manifest(mb / "test.jsonl"), params.magicbrush_protocol)
-    result = worker(_as_batch(_items(units, params.seed)))  # both sessions in one call
+    result = worker(to_batch([plan_sample(u, params.seed) for u in units]))  # one call
     assert list(result["id"]) == ["a1-t2", "b2-t1"]
     # turn 1 of both sessions together, then turn 2 of a1 alone, each with its record's seed
     assert editor.calls == [

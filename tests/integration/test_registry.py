@@ -18,7 +18,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
 from reasonbrain.errors import RegistryError, StoreError
-from reasonbrain.registry.api import MANIFEST, Registry, open_registry, resolve_model_ref
+from reasonbrain.registry.api import Registry, open_registry, resolve_model_ref
 from reasonbrain.registry.checksums import manifest_digest, scan_dir
 from reasonbrain.registry.s3 import S3Store
 from reasonbrain.registry.tables import ModelAlias, ModelVersion, Run
@@ -64,7 +64,7 @@ def test_register_pull_round_trip(reg: Registry, model_dir: Path, tmp_path: Path
     assert [a.alias for a in reg.get("tiny@staging").aliases] == ["staging"]
     assert reg.get("tiny").version == 2  # bare name: newest
     # finalised: the store holds a manifest that matches the DB row
-    manifest = json.loads(reg.store.get_bytes(f"{reg._key(v1)}/{MANIFEST}"))
+    manifest = json.loads(reg.store.get_bytes(reg._layout(v1).manifest_key))
     assert manifest["version"] == 1 and manifest["sha256"] == v1.sha256
     out = tmp_path / "pulled"
     mv = reg.pull("tiny@1", out)
@@ -166,24 +166,47 @@ def test_s3_failure_mid_registration_leaves_no_row_and_gc_cleans(
 
     def failing_put(self: S3Store, src: Path, key: str, **kw: object) -> object:
         calls["n"] += 1
-        if calls["n"] >= 3:  # the endpoint goes away after two uploads
+        if calls["n"] >= 3:  # the endpoint goes away after two uploads …
+            raise StoreError("S3 upload failed: InternalError (HTTP 500)", where=key)
+        return real_put(self, src, key, **kw)  # type: ignore[arg-type]
+
+    def failing_delete(self: S3Store, keys: list[str]) -> None:
+        raise StoreError("S3 delete failed: InternalError (HTTP 500)")  # … and stays away
+
+    with monkeypatch.context() as m:
+        m.setattr(S3Store, "put_file", failing_put)
+        m.setattr(S3Store, "delete", failing_delete)
+        m.setattr(reg.store, "put_tree", _serial_put_tree(reg.store))
+        with pytest.raises(StoreError, match="InternalError"):
+            reg.register(model_dir, "tiny")
+    assert _count_versions(reg) == 0
+    left = sorted(o.key.rsplit("/", 1)[-1] for o in reg.store.list_objects("models/"))
+    assert len(left) == 3 and "staging.json" in left  # two files + the in-flight marker
+    assert reg.gc().kept_in_flight  # the marker is fresh: left alone
+    assert reg.gc(in_flight_grace_s=0).kept_recent  # younger than the grace period
+    assert len(list(reg.store.list_objects("models/"))) == 3
+    report = reg.gc(min_age_s=0, in_flight_grace_s=0)
+    assert len(report.orphans) == 1 and report.objects_deleted == 3
+    assert list(reg.store.list_objects("models/")) == []
+    assert reg.register(model_dir, "tiny").version == 1
+
+
+def test_a_failed_upload_removes_what_it_staged(
+    reg: Registry, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_put = S3Store.put_file
+
+    def failing_put(self: S3Store, src: Path, key: str, **kw: object) -> object:
+        if key.endswith("README.md"):
             raise StoreError("S3 upload failed: InternalError (HTTP 500)", where=key)
         return real_put(self, src, key, **kw)  # type: ignore[arg-type]
 
     with monkeypatch.context() as m:
         m.setattr(S3Store, "put_file", failing_put)
-        m.setattr(reg.store, "put_tree", _serial_put_tree(reg.store))
         with pytest.raises(StoreError, match="InternalError"):
             reg.register(model_dir, "tiny")
     assert _count_versions(reg) == 0
-    orphans = list(reg.store.list_objects("models/"))
-    assert len(orphans) == 2  # the two files uploaded before the failure
-    assert reg.gc().kept_recent  # younger than the grace period: left alone
-    assert len(list(reg.store.list_objects("models/"))) == 2
-    report = reg.gc(min_age_s=0)
-    assert len(report.orphans) == 1 and report.objects_deleted == 2
-    assert list(reg.store.list_objects("models/")) == []
-    assert reg.register(model_dir, "tiny").version == 1
+    assert list(reg.store.list_objects("models/")) == []  # nothing committed: nothing kept
 
 
 def _serial_put_tree(store: S3Store):  # type: ignore[no-untyped-def]
@@ -229,10 +252,10 @@ def test_finalise_failure_keeps_version_and_gc_repairs_manifest(
         m.setattr(Registry, "_write_manifest", broken)
         mv = reg.register(model_dir, "tiny")
     assert reg.get("tiny@1").sha256 == mv.sha256  # committed and visible
-    assert reg.store.head(f"{reg._key(mv)}/{MANIFEST}") is None
+    assert reg.store.head(reg._layout(mv).manifest_key) is None
     report = reg.gc(min_age_s=0)
     assert report.manifests_repaired == ["tiny@1"] and not report.orphans
-    assert reg.store.head(f"{reg._key(mv)}/{MANIFEST}") is not None
+    assert reg.store.head(reg._layout(mv).manifest_key) is not None
 
 
 def test_alias_promotion_is_atomic(reg: Registry, model_dir: Path) -> None:

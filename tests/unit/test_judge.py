@@ -35,6 +35,9 @@ class _Server:
 
     def __init__(self) -> None:
         self.script: list[tuple[int, dict[str, str]]] = []  # failures to serve first
+        self.sc_text = '{"score": [8, 7], "reasoning": "ok"}'  # answer to SC (two images)
+        self.pq_text = "Scores: 6 and 9."  # answer to PQ (one image)
+        self.body: bytes | None = None  # a whole 200 body to send instead of an answer
         self.requests: list[dict[str, Any]] = []
         self.times: list[float] = []
         outer = self
@@ -58,10 +61,10 @@ class _Server:
                     self.wfile.write(b"busy")
                     return
                 n_images = sum(c["type"] == "image_url" for c in body["messages"][0]["content"])
-                text = (
-                    '{"score": [8, 7], "reasoning": "ok"}' if n_images == 2 else "Scores: 6 and 9."
+                text = outer.sc_text if n_images == 2 else outer.pq_text
+                payload = (
+                    outer.body or json.dumps({"choices": [{"message": {"content": text}}]}).encode()
                 )
-                payload = json.dumps({"choices": [{"message": {"content": text}}]}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
@@ -108,6 +111,17 @@ def test_prompt_files_are_versioned_by_content() -> None:
         ("I would give 7 and then 3", 3.0),
         ("no numbers here", None),
         ('{"score": [12, 3]}', None),
+        # issue 14, defect 7: denominators and labels are not scores; ambiguity is unreadable
+        ("Editing success 8/10; over-editing 2/10.", 2.0),
+        ("Score: 7 (out of 10), artifacts: 4", 4.0),
+        ("score1: 8, score2: 6", 6.0),
+        ('{"score": [8.5., 3]}', None),  # malformed JSON: unreadable, never an exception
+        ('{"score": [7, 4], "reasoning": "2 objects changed"}', 4.0),
+        ('{"score": [8, 6]} or maybe {"score": [1, 1]}', None),
+        ('{"score": [true, 6]}', None),
+        ("1. success: 8\n2. over-editing: 6", None),
+        ("8 out of 10", None),
+        ("7, 5 and 3", None),
     ],
 )
 def test_parse_scores(text: str, expected: float | None) -> None:
@@ -194,8 +208,9 @@ def test_cache_answers_repeats_without_calling(server: _Server, tmp_path: Path) 
     j.judge(_req(color=(0, 200, 0)))  # another output image ⇒ another key
     assert len(server.requests) == 6
     # the key covers judge id and prompt version too
-    k = request_key(_req(), "a", "v1")
-    assert k != request_key(_req(), "b", "v1") and k != request_key(_req(), "a", "v2")
+    k = request_key(_req(), {"judge_id": "a", "prompt_version": "v1"})
+    assert k != request_key(_req(), {"judge_id": "b", "prompt_version": "v1"})
+    assert k != request_key(_req(), {"judge_id": "a", "prompt_version": "v2"})
     # failed answers are not cached: they are asked again
     server.script = [(500, {})] * 2
     jj = CachedJudge(_judge(server, max_retries=1, requests_per_s=100), JudgeCache(tmp_path / "c2"))
@@ -219,11 +234,58 @@ def test_oracle_follows_the_verifier() -> None:
 def test_local_vlm_judge_with_a_tiny_random_model(tmp_path: Path) -> None:
     from reasonbrain.evaluation.judges.vlm import LocalVlmJudge
     from reasonbrain.evaluation.testing import save_tiny_vlm
+    from reasonbrain.registry.checksums import manifest_digest, scan_dir
 
     save_tiny_vlm(tmp_path / "vlm")
     judge = LocalVlmJudge(tmp_path / "vlm", load_prompt("viescore_v1"), max_new_tokens=6)
-    assert judge.judge_id == "vlm:vlm"
+    # identified by its weights: vlm:<folder>@<sha256 of its files>
+    assert judge.judge_id == f"vlm:vlm@{manifest_digest(scan_dir(tmp_path / 'vlm'))[:12]}"
     r = judge.judge(_req())
     # a random model writes words, not scores: the raw text is kept and the error says so
     assert r.raw["sc"] and r.raw["pq"] and r.follows is None
-    assert r.error == "unreadable SC/PQ answer"
+    assert r.error == "unreadable SC/PQ answer" and r.error_kind == "unreadable"
+    # a malformed JSON answer (defect 7) is unreadable too, never an exception
+    judge._ask = lambda text, images: '{"score": [8.5., 3]}'  # type: ignore[method-assign]
+    bad = judge.judge(_req())
+    assert bad.follows is None and bad.error_kind == "unreadable"
+    # same folder name, other weights: another identity, so no cached verdict is reused
+    save_tiny_vlm(tmp_path / "other" / "vlm", seed=1)
+    other = LocalVlmJudge(tmp_path / "other" / "vlm", load_prompt("viescore_v1"), max_new_tokens=6)
+    assert other.judge_id.startswith("vlm:vlm@") and other.judge_id != judge.judge_id
+    key = request_key(_req(), judge.identity())
+    assert key != request_key(_req(), other.identity())
+
+
+def test_cached_verdicts_follow_the_current_threshold(server: _Server, tmp_path: Path) -> None:
+    """Issue 14, defect 6: a changed pass threshold must not reuse the old verdict."""
+    cache = JudgeCache(tmp_path / "cache")
+    lenient = CachedJudge(_judge(server, requests_per_s=100, follow_threshold=5.0), cache)
+    first = lenient.judge(_req())
+    assert first.sc == 7.0 and first.follows is True and len(server.requests) == 2
+    strict = CachedJudge(_judge(server, requests_per_s=100, follow_threshold=8.0), cache)
+    again = strict.judge(_req())
+    assert again.cached and again.sc == 7.0 and again.follows is False  # recomputed
+    assert len(server.requests) == 2  # from the cached raw answer: no new request
+    # another endpoint serving the same model name is another judge
+    elsewhere = HttpJudge("http://127.0.0.1:9/v1", "tiny-vlm", load_prompt("viescore_v1"))
+    assert request_key(_req(), elsewhere.identity()) != request_key(
+        _req(), lenient.inner.identity()
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"choices": null}', b'{"choices": []}', b'{"choices": [{"message": {}}]}', b"not json"],
+)
+def test_a_malformed_200_is_a_recorded_error_not_a_crash(server: _Server, body: bytes) -> None:
+    """Issue 14 (suspected, confirmed): ``"choices": null`` crashed the HTTP judge."""
+    server.body = body
+    r = _judge(server, requests_per_s=100).judge(_req())
+    assert r.follows is None and r.error_kind == "request_failed"
+    assert "malformed chat-completions response" in (r.error or "")
+
+
+def test_content_parts_are_read_as_text(server: _Server) -> None:
+    parts = [{"type": "text", "text": '{"score": '}, {"type": "text", "text": "[9, 8]}"}]
+    server.body = json.dumps({"choices": [{"message": {"content": parts}}]}).encode()
+    assert _judge(server, requests_per_s=100).judge(_req()).sc == 8.0

@@ -9,6 +9,18 @@ Instruction Alignment is the share of edits that follow.
 Prompts live in ``reasonbrain/evaluation/prompts/<name>.sc.txt`` and ``<name>.pq.txt``. A prompt's
 *version* is its name plus the sha256 of its text, so editing a prompt without renaming it still
 changes the cache key and the recorded version.
+
+**Reading an answer** (:func:`parse_scores`) never guesses: the requested JSON
+(``{"score": [a, b], …}``, bare, in prose or in a code fence) is read first; a malformed one, or
+several that disagree, is *unreadable*. Only an answer without such JSON is read as free text, and
+only when it states exactly two 0–10 scores once denominators ("8/10", "7 (out of 10)") and
+labels ("score 1") are set aside. Unreadable answers are kept verbatim, marked
+(``error_kind="unreadable"``), counted in ``metrics.json`` and never stop a run.
+
+**Caching** (:mod:`~reasonbrain.evaluation.judges.cache`): a judge's :meth:`Judge.identity` names
+everything that changes its raw answer (model, weights fingerprint, endpoint, decoding, prompt
+version); the verdict is recomputed from a cached raw answer by :meth:`Judge.from_raw`, so a
+changed pass threshold or parser never reuses a stale verdict.
 """
 
 from __future__ import annotations
@@ -95,6 +107,7 @@ class Judgement:
     raw: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     cached: bool = False
+    error_kind: str | None = None  # unreadable | request_failed | not_applicable
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (stored in ``samples.jsonl`` and the cache)."""
@@ -116,28 +129,84 @@ class Judge(ABC):
     def judge(self, request: JudgeRequest) -> Judgement:
         """Rate one edit (never raises for a bad answer: ``error`` says what went wrong)."""
 
+    def identity(self) -> dict[str, Any]:
+        """Everything that changes this judge's raw answers (the cache key's judge part)."""
+        return {"judge_id": self.judge_id, "prompt_version": self.prompt_version}
 
-_SCORE_LIST = re.compile(r'"score"\s*:\s*\[\s*([0-9.]+)\s*,\s*([0-9.]+)\s*\]')
-_NUMBER = re.compile(r"(?<![0-9.])(10(?:\.0+)?|[0-9](?:\.[0-9]+)?)(?![0-9]|\.[0-9])")
+    def from_raw(self, raw: dict[str, str]) -> Judgement | None:
+        """The verdict for a raw answer this judge gave before (``None``: not supported, the
+        judge is not cached)."""
+        return None
+
+
+class UnreadableAnswer(ValueError):
+    """A judge's answer holds no unambiguous pair of scores."""
+
+
+_SCORE_KEY = re.compile(r'"score"\s*:')
+_DENOMINATOR = re.compile(r"\s*(?:/|\bout\s+of)\s*10(?:\.0+)?(?![0-9])", re.IGNORECASE)
+_LABEL = re.compile(r"\bscore\s*[12]\b", re.IGNORECASE)
+_FREE_NUMBER = re.compile(r"(?<![0-9.])[0-9]+(?:\.[0-9]+)?(?![0-9]|\.[0-9])")
+
+
+def _json_pairs(text: str) -> list[list[float]] | None:
+    """Every ``"score": [a, b]`` of the JSON objects in ``text``; ``None`` when there is none.
+
+    Raises:
+        UnreadableAnswer: the text names a ``"score"`` but no valid object holds a pair.
+    """
+    if not _SCORE_KEY.search(text):
+        return None
+    decoder = json.JSONDecoder()
+    pairs: list[list[float]] = []
+    i = text.find("{")
+    while i != -1:
+        try:
+            obj, end = decoder.raw_decode(text, i)
+        except ValueError:
+            i = text.find("{", i + 1)
+            continue
+        if isinstance(obj, dict) and "score" in obj:
+            v = obj["score"]
+            ok = isinstance(v, list) and len(v) == 2
+            if not ok or any(isinstance(x, bool) or not isinstance(x, int | float) for x in v):
+                raise UnreadableAnswer(f"'score' is not a pair of numbers: {v!r}")
+            pairs.append([float(x) for x in v])
+        i = text.find("{", end)
+    if not pairs:
+        raise UnreadableAnswer("malformed JSON around 'score'")
+    return pairs
+
+
+def read_scores(text: str) -> tuple[float, float]:
+    """The two 0–10 sub-scores stated in a judge's answer (see the module docstring).
+
+    Raises:
+        UnreadableAnswer: no JSON pair and not exactly two numbers in the prose, a malformed or
+            ambiguous JSON answer, or a score outside 0–10.
+    """
+    pairs = _json_pairs(text)
+    if pairs is not None:
+        if any(p != pairs[0] for p in pairs):
+            raise UnreadableAnswer(f"several different score pairs: {pairs}")
+        a, b = pairs[0]
+    else:
+        prose = _LABEL.sub(" ", _DENOMINATOR.sub(" ", text))
+        found = _FREE_NUMBER.findall(prose)
+        if len(found) != 2:
+            raise UnreadableAnswer(f"{len(found)} numbers in a free-text answer (2 expected)")
+        a, b = float(found[0]), float(found[1])
+    if not (0 <= a <= 10 and 0 <= b <= 10):
+        raise UnreadableAnswer(f"scores outside 0-10: {a:g}, {b:g}")
+    return a, b
 
 
 def parse_scores(text: str) -> float | None:
-    """The min of the two 0–10 sub-scores in a judge's answer, or ``None`` when unreadable.
-
-    Accepts the requested JSON (``{"score": [a, b], …}``), JSON inside prose or code fences, and
-    as a last resort the first two numbers in 0–10 found in the text.
-    """
-    m = _SCORE_LIST.search(text)
-    if m:
-        values = [float(m.group(1)), float(m.group(2))]
-    else:
-        found = [float(x) for x in _NUMBER.findall(text)[:2]]
-        if len(found) < 2:
-            return None
-        values = found
-    if any(not 0 <= v <= 10 for v in values):
+    """The min of the two 0–10 sub-scores of an answer, or ``None`` when it is unreadable."""
+    try:
+        return min(read_scores(text))
+    except UnreadableAnswer:
         return None
-    return min(values)
 
 
 def combine(
@@ -160,11 +229,12 @@ def combine(
         overall=overall,
         raw={"sc": sc_text, "pq": pq_text},
         error=f"unreadable {'/'.join(errors)} answer" if errors else None,
+        error_kind="unreadable" if errors else None,
     )
 
 
-def request_key(request: JudgeRequest, judge_id: str, prompt_version: str) -> str:
-    """Cache key: sha256 over (image hashes, instruction, judge id, prompt version)."""
+def request_key(request: JudgeRequest, identity: dict[str, Any]) -> str:
+    """Cache key: sha256 over (image hashes, instruction, the judge's identity)."""
     from reasonbrain.evaluation.images import image_digest
 
     blob = json.dumps(
@@ -172,8 +242,8 @@ def request_key(request: JudgeRequest, judge_id: str, prompt_version: str) -> st
             image_digest(request.source),
             image_digest(request.output),
             request.instruction,
-            judge_id,
-            prompt_version,
-        ]
+            identity,
+        ],
+        sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()

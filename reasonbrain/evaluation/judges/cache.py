@@ -1,14 +1,20 @@
-"""On-disk judge cache: one JSON file per (image hashes, instruction, judge id, prompt version).
+"""On-disk judge cache: one JSON file per (image hashes, instruction, judge identity).
 
-Judging is slow and may cost money; a rerun (or a resumed evaluation) must not ask again. Files are
-written atomically, so concurrent actors sharing a cache directory never read half an entry. Only
-readable answers are cached: a failed call (network error, unparseable text) is asked again.
+Judging is slow and may cost money; a rerun (or a resumed evaluation) must not ask again. The key
+covers everything that changes the judge's *raw answer*: both images, the instruction and
+:meth:`~reasonbrain.evaluation.judges.base.Judge.identity` (model, weights fingerprint, endpoint,
+decoding, prompt version). The *verdict* is not taken from the cache: it is recomputed from the
+cached raw answer by the judge (:meth:`~reasonbrain.evaluation.judges.base.Judge.from_raw`), so a
+changed pass threshold or a better parser applies to cached answers too. Files are written
+atomically, so concurrent actors sharing a cache directory never read half an entry. Only readable
+answers are cached: a failed call (network error, unparseable text) is asked again.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from reasonbrain.evaluation.images import atomic_write_bytes
 from reasonbrain.evaluation.judges.base import Judge, Judgement, JudgeRequest, request_key
@@ -48,12 +54,22 @@ class CachedJudge(Judge):
 
     def judge(self, request: JudgeRequest) -> Judgement:
         """Cached answer, else ask the inner judge (and cache a readable answer)."""
-        key = request_key(request, self.judge_id, self.prompt_version)
+        key = request_key(request, self.inner.identity())
         hit = self.cache.get(key)
         if hit is not None:
-            hit.cached = True
-            return hit
+            fresh = self.inner.from_raw(hit.raw) if hit.raw else None
+            result = fresh or hit
+            result.cached = True
+            return result
         result = self.inner.judge(request)
         if result.error is None:
             self.cache.put(key, result)
         return result
+
+    def identity(self) -> dict[str, Any]:
+        """The inner judge's identity."""
+        return self.inner.identity()
+
+    def from_raw(self, raw: dict[str, str]) -> Judgement | None:
+        """The inner judge's verdict for a raw answer."""
+        return self.inner.from_raw(raw)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from reasonbrain.config import EvalParams, Settings
 
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+_MAX_TOKENS = 256
 
 
 def is_loopback(url: str) -> bool:
@@ -143,7 +144,7 @@ class HttpJudge(Judge):
             "model": self.model,
             "messages": [{"role": "user", "content": content}],
             "temperature": 0.0,
-            "max_tokens": 256,
+            "max_tokens": _MAX_TOKENS,
         }
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         last = "no attempt"
@@ -162,7 +163,7 @@ class HttpJudge(Judge):
                 last = f"{type(err).__name__}: {err}"
             else:
                 if r.status_code == 200:
-                    return str(r.json()["choices"][0]["message"]["content"])
+                    return _answer_text(r)
                 last = f"HTTP {r.status_code}: {r.text[:200]}"
                 if r.status_code not in _RETRY_STATUS:
                     break
@@ -183,6 +184,44 @@ class HttpJudge(Judge):
             pq_text = self._ask(
                 self.prompt.pq.format(instruction=request.instruction), [request.output]
             )
-        except (RuntimeError, KeyError, IndexError, ValueError) as err:
-            return Judgement(self.judge_id, self.prompt_version, follows=None, error=str(err))
+        except RuntimeError as err:
+            return Judgement(
+                self.judge_id,
+                self.prompt_version,
+                follows=None,
+                error=str(err),
+                error_kind="request_failed",
+            )
         return combine(self.judge_id, self.prompt, sc_text, pq_text, self.follow_threshold)
+
+    def identity(self) -> dict[str, Any]:
+        """Model name, endpoint, decoding and prompt (a remote model's weights cannot be
+        fingerprinted: the endpoint + model name stand for them)."""
+        return {
+            "judge_id": self.judge_id,
+            "endpoint": self.base_url,
+            "decoding": {"temperature": 0.0, "max_tokens": _MAX_TOKENS},
+            "prompt_version": self.prompt_version,
+        }
+
+    def from_raw(self, raw: dict[str, str]) -> Judgement:
+        """Re-read a cached answer with the current threshold and parser."""
+        return combine(self.judge_id, self.prompt, raw["sc"], raw["pq"], self.follow_threshold)
+
+
+def _answer_text(r: Any) -> str:
+    """The answer of a chat-completions response.
+
+    Raises:
+        RuntimeError: the body is not the documented shape (``choices: null``, no message …).
+    """
+    try:
+        body = r.json()
+        content = body["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise RuntimeError(f"malformed chat-completions response: {r.text[:200]}") from None
+    if isinstance(content, list):  # content parts: keep the text ones
+        content = "".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+    if not isinstance(content, str):
+        raise RuntimeError(f"chat-completions response without text content: {r.text[:200]}")
+    return content

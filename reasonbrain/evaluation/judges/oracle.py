@@ -25,7 +25,13 @@ class OracleJudge(Judge):
         gt = request.ground_truth
         if gt is None or gt.get("correct") is None:
             reason = "no ReasonSynth ground truth" if gt is None else "sample not verifiable"
-            return Judgement(self.judge_id, self.prompt_version, follows=None, error=reason)
+            return Judgement(
+                self.judge_id,
+                self.prompt_version,
+                follows=None,
+                error=reason,
+                error_kind="not_applicable",
+            )
         correct = bool(gt["correct"])
         return Judgement(
             self.judge_id,

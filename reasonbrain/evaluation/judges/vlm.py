@@ -3,7 +3,9 @@
 Any ``AutoModelForImageTextToText`` checkpoint with a processor that has a chat template works
 (LLaVA, Qwen2-VL, Idefics …). Loaded once per judge instance (once per Ray actor), greedy
 decoding, the answer text kept verbatim. Weights come only from a local directory
-(``REASONBRAIN_JUDGE_VLM_WEIGHTS`` or ``weights_dir/judge_vlm``).
+(``REASONBRAIN_JUDGE_VLM_WEIGHTS`` or ``weights_dir/judge_vlm``). The judge is identified by the
+sha256 of every file in that directory (``judge_id`` = ``vlm:<folder>@<sha256[:12]>``), so
+weights swapped under the same folder name never reuse old verdicts.
 """
 
 from __future__ import annotations
@@ -48,8 +50,11 @@ class LocalVlmJudge(Judge):
         self.follow_threshold = follow_threshold
         self.max_new_tokens = max_new_tokens
         self.device = device
+        from reasonbrain.registry.checksums import manifest_digest, scan_dir
+
         name = getattr(self.model.config, "_name_or_path", "") or path.name
-        self.judge_id = f"vlm:{Path(str(name)).name}"
+        self.weights_sha256 = manifest_digest(scan_dir(Path(path)))
+        self.judge_id = f"vlm:{Path(str(name)).name}@{self.weights_sha256[:12]}"
         self.prompt_version = prompt.version
 
     @classmethod
@@ -86,8 +91,22 @@ class LocalVlmJudge(Judge):
         new = out[:, inputs["input_ids"].shape[1] :]
         return str(self.processor.batch_decode(new, skip_special_tokens=True)[0])
 
+    def identity(self) -> dict[str, Any]:
+        """The weights (content digest), decoding and prompt."""
+        return {
+            "judge_id": self.judge_id,
+            "weights_sha256": self.weights_sha256,
+            "decoding": {"greedy": True, "max_new_tokens": self.max_new_tokens},
+            "prompt_version": self.prompt_version,
+        }
+
+    def from_raw(self, raw: dict[str, str]) -> Judgement:
+        """Re-read a cached answer with the current threshold and parser."""
+        return combine(self.judge_id, self.prompt, raw["sc"], raw["pq"], self.follow_threshold)
+
     def judge(self, request: JudgeRequest) -> Judgement:
-        """Ask SC (source + output) and PQ (output) and combine them."""
+        """Ask SC (source + output) and PQ (output) and combine them (an unreadable answer is
+        recorded, never raised)."""
         sc_text = self._ask(
             self.prompt.sc.format(instruction=request.instruction),
             [request.source, request.output],
