@@ -47,7 +47,7 @@ from reasonbrain.training.data import (
 )
 from reasonbrain.training.metrics import now, read_log, write_log
 from reasonbrain.training.optim import build_optimizer, build_scheduler
-from reasonbrain.training.protocol import ModelSpec, save_model
+from reasonbrain.training.protocol import ModelSpec, load_model, save_model
 
 SAMPLES_DIR = "samples"
 EMA_MODEL_DIR = "model_ema"
@@ -110,8 +110,9 @@ def dir_to_files(directory: Path) -> dict[str, bytes]:
 
 
 def _autocast(device: torch.device, precision: str) -> AbstractContextManager[Any]:
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    if use_bf16:
+    from reasonbrain.models.precision import frozen_dtype
+
+    if frozen_dtype(precision, device.type) == torch.bfloat16:  # the same rule as frozen parts
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()
 
@@ -129,8 +130,47 @@ def _scalar(x: Any) -> float:
     return float(x.detach().float()) if isinstance(x, torch.Tensor) else float(x or 0.0)
 
 
+def failure_note(err: BaseException) -> str:
+    """Where ``err`` was raised: the innermost frame in our code (and the innermost overall).
+
+    Ray hands the driver the worker's exception without its traceback (and a middle-truncated
+    traceback text), so the worker writes this note on the exception (``add_note``; notes travel
+    with it) for ``reasonbrain train`` to print.
+    """
+    import traceback
+
+    frames = traceback.extract_tb(err.__traceback__)
+    if not frames:
+        return ""
+
+    def where(f: traceback.FrameSummary) -> str:
+        path = Path(f.filename)
+        parts = path.parts
+        short = (
+            "/".join(parts[parts.index("reasonbrain") :]) if "reasonbrain" in parts else path.name
+        )
+        return f"{short}:{f.lineno} in {f.name}"
+
+    ours = [f for f in frames if "reasonbrain" in Path(f.filename).parts]
+    inner = frames[-1]
+    if ours and ours[-1] is not inner:
+        return f"at {where(ours[-1])} (innermost: {where(inner)})"
+    return f"at {where(inner)}"
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """Ray Train entry point: ``config = {"job": LoopJob}``."""
+    """Ray Train entry point: ``config = {"job": LoopJob}``; a failure carries a note saying
+    where it was raised (:func:`failure_note`)."""
+    try:
+        _train_loop(config)
+    except Exception as err:
+        note = failure_note(err)
+        if note:
+            err.add_note(note)
+        raise
+
+
+def _train_loop(config: dict[str, Any]) -> None:
     import ray
     import ray.train
     import ray.train.torch
@@ -161,16 +201,20 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     state: dict[str, Any] | None = None
     log_rows: list[dict[str, Any]] = []
     ckpt = ray.train.get_checkpoint()
+    # frozen pretrained parts in the compute dtype (reasonbrain.models.precision)
+    from reasonbrain.models.precision import frozen_dtype
+
+    dtype = frozen_dtype(tp.precision, device.type)
     if ckpt is not None:
         with ckpt.as_directory() as d:
-            model = job.spec.load(Path(d) / MODEL_DIR)
+            model = load_model(job.spec, Path(d) / MODEL_DIR, dtype=dtype)
             state = load_train_state(Path(d))
             log_rows = read_log(Path(d) / LOG_FILE)
             if (Path(d) / SAMPLES_DIR).is_dir():
                 shutil.copytree(Path(d) / SAMPLES_DIR, samples_dir, dirs_exist_ok=True)
     else:
         files = ray.get(job.init_model)
-        model = job.spec.load(_files_to_dir(files, work / "init"))
+        model = load_model(job.spec, _files_to_dir(files, work / "init"), dtype=dtype)
     model.to(device)
     if tp.gradient_checkpointing:
         enable = getattr(model, "enable_gradient_checkpointing", None)
