@@ -139,22 +139,25 @@ def failure_note(err: BaseException) -> str:
     """
     import traceback
 
+    import reasonbrain
+
     frames = traceback.extract_tb(err.__traceback__)
     if not frames:
         return ""
+    package = Path(reasonbrain.__file__).resolve().parent
+
+    def ours(f: traceback.FrameSummary) -> bool:
+        return Path(f.filename).resolve().is_relative_to(package)
 
     def where(f: traceback.FrameSummary) -> str:
-        path = Path(f.filename)
-        parts = path.parts
-        short = (
-            "/".join(parts[parts.index("reasonbrain") :]) if "reasonbrain" in parts else path.name
-        )
-        return f"{short}:{f.lineno} in {f.name}"
+        path = Path(f.filename).resolve()
+        short = path.relative_to(package.parent) if ours(f) else Path(path.name)
+        return f"{short.as_posix()}:{f.lineno} in {f.name}"
 
-    ours = [f for f in frames if "reasonbrain" in Path(f.filename).parts]
+    mine = [f for f in frames if ours(f)]
     inner = frames[-1]
-    if ours and ours[-1] is not inner:
-        return f"at {where(ours[-1])} (innermost: {where(inner)})"
+    if mine and mine[-1] is not inner:
+        return f"at {where(mine[-1])} (innermost: {where(inner)})"
     return f"at {where(inner)}"
 
 
