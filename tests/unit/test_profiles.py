@@ -115,5 +115,5 @@ def test_use_gpu_without_a_gpu_is_refused_before_ray_waits_forever(tmp_path: Pat
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     data = make_mini_dataset(tmp_path / "d", n_per_split=1)
-    with pytest.raises(ConfigError, match="train.use_gpu is true but this machine has no CUDA"):
+    with pytest.raises(ConfigError, match=r"train\.use_gpu is true but this machine has no CUDA"):
         train(load_params(None, ["train.use_gpu=true"]), data, tmp_path / "o", progress=False)

@@ -67,7 +67,7 @@ def test_note_prefers_our_frame_over_library_internals() -> None:
 
     try:
         clip_preprocess(torch.zeros(1, 3, 8, 8), -4)  # fails inside torch.nn.functional
-    except Exception as err:  # noqa: BLE001 - any error type: we only read its frames
+    except Exception as err:  # any error type: only its frames are read
         note = failure_note(err)
     assert note.startswith("at reasonbrain/models/encoders.py:") and "in clip_preprocess" in note
     assert "(innermost: functional.py:" in note
