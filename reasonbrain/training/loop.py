@@ -45,6 +45,7 @@ from reasonbrain.training.data import (
     mix_seed,
     shard_indices,
 )
+from reasonbrain.training.failures import failure_note
 from reasonbrain.training.metrics import now, read_log, write_log
 from reasonbrain.training.optim import build_optimizer, build_scheduler
 from reasonbrain.training.protocol import ModelSpec, load_model, save_model
@@ -128,37 +129,6 @@ def _peak_mem_mb(device: torch.device) -> float:
 
 def _scalar(x: Any) -> float:
     return float(x.detach().float()) if isinstance(x, torch.Tensor) else float(x or 0.0)
-
-
-def failure_note(err: BaseException) -> str:
-    """Where ``err`` was raised: the innermost frame in our code (and the innermost overall).
-
-    Ray hands the driver the worker's exception without its traceback (and a middle-truncated
-    traceback text), so the worker writes this note on the exception (``add_note``; notes travel
-    with it) for ``reasonbrain train`` to print.
-    """
-    import traceback
-
-    import reasonbrain
-
-    frames = traceback.extract_tb(err.__traceback__)
-    if not frames:
-        return ""
-    package = Path(reasonbrain.__file__).resolve().parent
-
-    def ours(f: traceback.FrameSummary) -> bool:
-        return Path(f.filename).resolve().is_relative_to(package)
-
-    def where(f: traceback.FrameSummary) -> str:
-        path = Path(f.filename).resolve()
-        short = path.relative_to(package.parent) if ours(f) else Path(path.name)
-        return f"{short.as_posix()}:{f.lineno} in {f.name}"
-
-    mine = [f for f in frames if ours(f)]
-    inner = frames[-1]
-    if mine and mine[-1] is not inner:
-        return f"at {where(mine[-1])} (innermost: {where(inner)})"
-    return f"at {where(inner)}"
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:

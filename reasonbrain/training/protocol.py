@@ -109,7 +109,12 @@ class _ReasonBrainBuilder:
                 corpus.append(r.target_caption)
             corpus.extend(r.objects)
             objects.update(r.objects)
-        model: nn.Module = build_model(self.model_params, corpus=corpus, objects=sorted(objects))
+        # the driver only saves the trained weights: frozen pretrained parts (paper preset) may
+        # be bf16 here, half the memory of fp32 (the workers load them in their compute dtype)
+        dtype = torch.bfloat16 if self.model_params.preset == "paper" else None
+        model: nn.Module = build_model(
+            self.model_params, corpus=corpus, objects=sorted(objects), dtype=dtype
+        )
         return model
 
 

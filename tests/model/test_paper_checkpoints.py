@@ -34,6 +34,22 @@ def _step(model: Any, autocast: bool) -> dict[str, float]:
     return {"loss": float(out.loss.detach()), "mllm": float(out.loss_mllm)}
 
 
+def _check_null_is_the_empty_prompt_encoding(model: Any) -> None:
+    """ReasonBrain's learned null starts as the encoding of "" (its last row repeated)."""
+    from reasonbrain.models.encoders import TextEncoder
+
+    c = model.config
+    enc = TextEncoder(
+        c.text, model.text_tokenizer, c.max_text_tokens, model.text_encoder.clip, False
+    )
+    with torch.no_grad():
+        tokens, _, _ = enc([""])
+    null = model.null_cond.detach()[0]
+    n = tokens.shape[1]
+    assert null.shape[0] > n and torch.allclose(null[:n], tokens[0])
+    assert torch.allclose(null[n:], tokens[0, -1:].expand(null.shape[0] - n, -1))
+
+
 @pytest.fixture(scope="module")
 def sizes_b(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     from reasonbrain.models.tiny_weights import save_tiny_paper_weights
@@ -59,6 +75,7 @@ def test_widths_come_from_the_loaded_checkpoints(
         assert c.vision["num_hidden_layers"] == s.vision_layers and c.feature_layers[-1] == -1
         assert c.unet["block_out_channels"] == list(s.unet_channels)
         assert c.scheduler["steps_offset"] == 1  # the repo's own scheduler config
+        _check_null_is_the_empty_prompt_encoding(model)
         losses = _step(model, autocast=False)
         assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
 

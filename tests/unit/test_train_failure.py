@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from reasonbrain.training.loop import failure_note
+from reasonbrain.training.failures import failure_note
 
 
 def _deep() -> None:
