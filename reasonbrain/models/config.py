@@ -216,6 +216,15 @@ class ReasonBrainConfig(BaseModel):
         rates = (self.cond_drop_text, self.cond_drop_image, self.cond_drop_both)
         if min(rates) < 0 or sum(rates) > 1:
             raise bad(f"conditioning-dropout rates {rates} must be >= 0 and sum to <= 1", "fix")
+        if self.codec == "vae":
+            vae_factor = 2 ** (len((self.vae or {}).get("block_out_channels", [0])) - 1)
+            grid = vae_factor * 2 ** (len(self.unet.get("down_block_types", [0])) - 1)
+            if self.image_size % grid:
+                raise bad(
+                    f"image_size {self.image_size} is not a multiple of {grid} (the VAE's factor "
+                    f"{vae_factor} × the UNet's downsamplings)",
+                    f"set model.image_size to a multiple of {grid}",
+                )
         if self.source_latent == "unscaled" and self.codec != "vae":
             raise bad(
                 "source_latent=unscaled needs the VAE codec (it undoes the VAE scaling factor)",

@@ -569,18 +569,12 @@ def build_model(
         settings=settings,
         dtype=dtype or torch.float32,
     )
-    tok = pre.tokenizer
-    if tok is not None:
-        add_img_tokens(tok, 32)
-        tok_base = len(tok) - 32
+    tok = pre.tokenizer  # LLaVA's, before the [IMG_i] tokens: its length is the base vocabulary
     cfg = paper_config(params, parts_from_pretrained(pre, tok), sources)
     if tok is not None:
-        cfg = cfg.model_copy(
-            update={
-                "base_vocab_size": tok_base,
-                "object_phrases": sorted({o.strip().lower() for o in objects if o.strip()}),
-            }
-        )
+        add_img_tokens(tok, cfg.num_img_tokens)
+        phrases = sorted({o.strip().lower() for o in objects if o.strip()})
+        cfg = cfg.model_copy(update={"object_phrases": phrases})
     text_encoder = pre.modules.get("clip_text")
     model = model_from_config(cfg, tok, pre.text_tokenizer, pretrained=pre.modules)
     if cfg.kind == "reasonbrain" and cfg.null_text == "empty_prompt" and text_encoder is not None:

@@ -141,3 +141,13 @@ def test_a_directory_of_another_part_is_an_error_not_a_random_init(
     wrong = {**paper_weights, "clip": paper_weights["sam"]}  # a SAM directory given as CLIP
     with pytest.raises(CheckpointError, match=r"the 'clip' checkpoint lacks \d+ weights of CLIPV"):
         build_model(paper_model_params(wrong))
+
+
+def test_image_size_must_fit_the_loaded_unet_and_vae(paper_weights: dict[str, str]) -> None:
+    from reasonbrain.errors import ConfigError
+
+    cfg = _build(paper_weights, kind="ip2p").config  # VAE factor 8 × 1 UNet downsampling
+    cfg.model_copy(update={"image_size": 272}).check()  # 272 = 17 × 16 fits this UNet
+    unet = {**cfg.unet, "down_block_types": ["DownBlock2D"] * 3 + ["CrossAttnDownBlock2D"]}
+    with pytest.raises(ConfigError, match="image_size 272 is not a multiple of 64"):
+        cfg.model_copy(update={"image_size": 272, "unet": unet}).check()
