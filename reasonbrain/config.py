@@ -3,6 +3,12 @@
 - :class:`Params` mirrors ``params.yaml`` (sections ``data``, ``validate``, ``model``, ``train``,
   ``eval``). Every key is declared; an unknown key is an error, never silently ignored. DVC stages
   declare the keys they read, so ``dvc repro`` reruns only what changed.
+- **Preset profiles.** The declared defaults are the ``tiny`` demo's (``params.yaml``). With
+  ``model.preset: paper``, every key a file does not set comes from :data:`PAPER_PROFILE` instead
+  (the recipe ``params.paper.yaml`` spells out): image size 256, per-group learning rates,
+  guidance 7.5 / 1.5, … — tiny defaults never silently apply to the paper preset. Combinations
+  that cannot work (the paper preset below 256 px or off the 64-px grid, with the tiny-only
+  grounding cue or source residual) are refused with one line naming the key and the fix.
 - :class:`Settings` comes from the environment (``REASONBRAIN_*``): the object store, the metadata
   database, local weight paths, whether network access is allowed. Settings never change results.
 
@@ -19,7 +25,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from reasonbrain.errors import ConfigError
@@ -84,6 +97,57 @@ class ValidateParams(StrictModel):
     report: Path = Path("reports/validation.json")
 
 
+# ---------------------------------------------------------------------------------- profiles
+#: What the paper preset uses for every key a params file leaves out (``params.paper.yaml``
+#: writes it all out). The keys marked "IP2P" follow InstructPix2Pix (Brooks et al. 2023), the
+#: rest are our reading of the paper's setting (it does not state them); see the README.
+PAPER_PROFILE: dict[str, dict[str, Any]] = {
+    "model": {
+        "image_size": 256,  # IP2P trains at 256 px; 512 works too (a multiple of 64)
+        "prediction_type": None,  # from the diffusion repo's scheduler config (epsilon for IP2P)
+        "source_residual": False,  # tiny-only addition: the pretrained UNet keeps its target
+        "spatial_cue": False,  # tiny-only addition: the UNet keeps its 8 input channels
+        "null_text": "empty_prompt",  # IP2P: the unconditional text is the encoding of ""
+    },
+    "train": {
+        "batch_size": 64,  # global: 8 GPUs x 2 per micro-batch x 4 accumulation steps
+        "grad_accum_steps": 4,
+        "max_steps": 10000,
+        "workers": 8,
+        "cpus_per_worker": 8,
+        "use_gpu": True,
+        "precision": "auto",  # bf16 on GPU (frozen parts bf16, fp32 master weights), fp32 on CPU
+        "lr": 1e-4,
+        "group_lr": {"new_modules": 1e-4, "lora": 2e-4, "diffusion": 1e-5},
+        "warmup_steps": 500,
+        "checkpoint_every": 1000,
+        "val_every": 1000,
+        "val_samples": 64,
+        "sample_steps": 50,
+        "preload": False,  # 51K image pairs at 256 px do not belong in every worker's memory
+    },
+    "eval": {
+        "num_inference_steps": 100,  # IP2P (diffusers' pipeline default)
+        "guidance_scale": 7.5,  # IP2P
+        "image_guidance_scale": 1.5,  # IP2P
+        "batch_size": 4,
+        "concurrency": 1,
+        "num_cpus_per_actor": 4.0,
+        "num_gpus_per_actor": 1.0,
+        "torch_threads": 4,
+        "judge": "vlm",  # Reason50K has no exact verifier (the oracle judges ReasonSynth only)
+    },
+}
+
+PAPER_MIN_IMAGE_SIZE = 256
+PAPER_SIZE_MULTIPLE = 64  # VAE factor 8 x the UNet's three downsamplings
+
+
+def _under(defaults: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``raw`` with ``defaults`` filled in where ``raw`` has no key (one level deep)."""
+    return {**defaults, **raw}
+
+
 # -------------------------------------------------------------------------------------- model
 class PretrainedWeights(StrictModel):
     """Hub ids or local paths of the paper preset's pretrained parts (``None`` = preset default,
@@ -106,7 +170,10 @@ class ModelParams(StrictModel):
     use_id_controller: bool = True
     use_cme: bool = True
     use_rationale: bool = Field(True, description="L_MLLM also on the target caption")
-    prediction_type: Literal["epsilon", "v_prediction", "sample"] = "sample"
+    prediction_type: Literal["epsilon", "v_prediction", "sample"] | None = Field(
+        "sample",
+        description="tiny: x0 learns fastest; paper: null = the diffusion repo's own target",
+    )
     source_residual: bool = Field(
         True, description="x0 = source latent + UNet output (prediction_type=sample only)"
     )
@@ -124,7 +191,38 @@ class ModelParams(StrictModel):
     lora_rank: int = Field(8, ge=0, description="paper preset: LoRA rank on the LLM (0 = off)")
     lora_alpha: int = Field(16, ge=1)
     tokenizer_vocab_size: int = Field(1024, ge=64, description="tiny preset: BPE vocabulary")
+    null_text: Literal["learned", "empty_prompt"] = Field(
+        "learned",
+        description="unconditional text branch: learned (tiny), or the text encoder's encoding "
+        'of "" (paper, as InstructPix2Pix)',
+    )
     weights: PretrainedWeights = Field(default_factory=PretrainedWeights)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_profile(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("preset") == "paper":
+            return _under(PAPER_PROFILE["model"], data)
+        return data
+
+    @model_validator(mode="after")
+    def _possible(self) -> ModelParams:
+        if self.preset != "paper":
+            return self
+        size = self.image_size
+        if size < PAPER_MIN_IMAGE_SIZE or size % PAPER_SIZE_MULTIPLE:
+            raise ValueError(
+                f"model.image_size {size} does not work with the paper preset (at least "
+                f"{PAPER_MIN_IMAGE_SIZE} and a multiple of {PAPER_SIZE_MULTIPLE}, e.g. 256 or "
+                "512): use params.paper.yaml or set model.image_size=256"
+            )
+        for key in ("spatial_cue", "source_residual"):
+            if getattr(self, key):
+                raise ValueError(
+                    f"model.{key} is a tiny-preset addition the pretrained UNet cannot take: "
+                    f"set model.{key}=false (params.paper.yaml does)"
+                )
+        return self
 
 
 # -------------------------------------------------------------------------------------- train
@@ -243,6 +341,22 @@ class Params(StrictModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_profile(cls, data: Any) -> Any:
+        """Keys a paper-preset file leaves out come from :data:`PAPER_PROFILE`."""
+        if not isinstance(data, Mapping):
+            return data
+        model = data.get("model")
+        if not (isinstance(model, Mapping) and model.get("preset") == "paper"):
+            return data
+        out = dict(data)
+        for section in ("train", "eval"):
+            raw = out.get(section)
+            if raw is None or isinstance(raw, Mapping):  # anything else fails validation later
+                out[section] = _under(PAPER_PROFILE[section], raw or {})
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict with the same keys as ``params.yaml``."""
         return self.model_dump(mode="json", by_alias=True)
@@ -300,6 +414,8 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
     loc = ".".join(str(p) for p in first["loc"])
     if first["type"] == "extra_forbidden":
         return f"unknown key {loc!r} in {source}"
+    if first["type"] == "value_error" and not loc.count("."):  # a cross-key rule: its own words
+        return str(first["msg"]).removeprefix("Value error, ")
     return f"invalid value for {loc!r} in {source}: {first['msg']}"
 
 

@@ -14,6 +14,7 @@ import pytest
 pytest_plugins: list[str] = [
     "tests.integration.registry_fixtures",
     "tests.ray_fixtures",
+    "tests.model.paper_fixtures",
 ]
 
 

@@ -9,6 +9,7 @@ from typing import TypeVar
 import typer
 
 from reasonbrain.cli._common import ParamsOption, SetOption, cli_params, console, console_err
+from reasonbrain.config import Params, apply_overrides, params_from_dict
 
 T = TypeVar("T")
 
@@ -16,7 +17,12 @@ T = TypeVar("T")
 def train(
     data: Path | None = typer.Option(None, "--data", help="Dataset directory (default data.dir)."),
     out: Path = typer.Option(Path("models/reasonbrain"), "--out", help="Output directory."),
-    preset: str | None = typer.Option(None, "--preset", help="Model preset (tiny | paper)."),
+    preset: str | None = typer.Option(
+        None,
+        "--preset",
+        help="Model preset (tiny | paper). Without --params, `paper` reads ./params.paper.yaml "
+        "(the paper recipe), or the paper profile's defaults when there is none.",
+    ),
     workers: int | None = typer.Option(None, "--workers", help="Ray Train workers."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Optimiser steps."),
     resume: bool = typer.Option(
@@ -42,7 +48,10 @@ def train(
         )
         if v is not None
     ]
-    params = cli_params(params_path, [*(sets or []), *extra])
+    if preset == "paper" and params_path is None:
+        params = _paper_params([*(sets or []), *extra])
+    else:
+        params = cli_params(params_path, [*(sets or []), *extra])
     from reasonbrain.training.trainer import train as run_train
 
     res = _guard(
@@ -98,6 +107,43 @@ def ablate(
     console.print(f"[green]ablation[/] {len(result['rungs'])} rungs → [bold]{report}[/]")
 
 
+PAPER_PARAMS = Path("params.paper.yaml")
+
+
+def _paper_params(overrides: list[str]) -> Params:
+    """``--preset paper`` without ``--params``: the paper recipe, never the tiny params.yaml."""
+    if PAPER_PARAMS.is_file():
+        console.print(f"params: {PAPER_PARAMS} (the paper recipe)")
+        return cli_params(PAPER_PARAMS, overrides)
+    console.print("params: the paper profile's defaults (no ./params.paper.yaml)")
+    return params_from_dict(apply_overrides({}, overrides), "paper profile + --set")
+
+
+def describe_failure(err: BaseException) -> str:
+    """One line for a failed run: the worker's exception type, message and where it was raised.
+
+    Ray's own message is the worker traceback cut in the middle; the exception objects it keeps
+    (``worker_failures``) carry the type, the message and the note the training loop adds
+    (``reasonbrain.training.loop.failure_note``).
+    """
+    from ray.train import ControllerError, WorkerGroupError
+
+    causes: list[tuple[str, BaseException]] = []
+    if isinstance(err, WorkerGroupError) and err.worker_failures:
+        causes = [(f"rank {r}", e) for r, e in sorted(err.worker_failures.items())]
+    elif isinstance(err, ControllerError):
+        causes = [("controller", err.controller_failure)]
+    if not causes:
+        text = str(err).strip()
+        return text.splitlines()[-1] if text else type(err).__name__
+    where, exc = causes[0]
+    message = (str(exc).strip().splitlines() or [""])[0]
+    notes = [n for n in getattr(exc, "__notes__", []) if n]
+    line = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    more = f" (+{len(causes) - 1} more ranks)" if len(causes) > 1 else ""
+    return f"{line} — {where}{more}" + (f", {notes[-1]}" if notes else "")
+
+
 def _guard(fn: Callable[[], T]) -> T:
     """Run training; a failed run (workers out of restarts) becomes one line and exit 1."""
     try:
@@ -107,9 +153,9 @@ def _guard(fn: Callable[[], T]) -> T:
 
         if not isinstance(err, TrainingFailedError):
             raise
-        first = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
         console_err.print(
-            f"[bold red]error:[/] training failed: {first} — fix the cause and rerun with --resume",
+            f"[bold red]error:[/] training failed: {describe_failure(err)} — fix the cause and "
+            "rerun with --resume",
             highlight=False,
             soft_wrap=True,
         )

@@ -14,12 +14,14 @@
 
       ε̃ = ε(∅, ∅) + s_I · (ε(c_I, ∅) − ε(∅, ∅)) + s_T · (ε(c_I, c_T) − ε(c_I, ∅))
 
-  where "no text" is the model's learned null conditioning (and no grounding cue, for models with
-  one) and "no image" a zero source latent.
+  where "no text" is the model's null conditioning (learned, or the encoding of ``""`` as in
+  InstructPix2Pix; and no grounding cue, for models with one) and "no image" a zero source latent.
   Only the branches the scales need are run (as diffusers skips guidance at scale 1):
   ``s_I = 1`` drops ``ε(∅, ∅)``, and ``s_I = s_T = 1`` runs the conditional branch alone.
-- DDIM sampling with the training scheduler's config; with a seeded ``generator`` the output is
-  deterministic, and an edit does not depend on the other images in its batch.
+- DDIM sampling from the model's scheduler config (the diffusion repo's own in the paper preset);
+  with a seeded ``generator`` the output is deterministic, and an edit does not depend on the
+  other images in its batch.
+- bf16 autocast (``autocast=True``) runs on the model's own device type (CPU or CUDA).
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ class ReasonBrainPipeline:
 
     Args:
         model: a ReasonBrain (or ``ip2p``) model.
-        autocast: run under bf16 autocast on CPU (faster; fp32 when False, bit-reproducible).
+        autocast: run under bf16 autocast on the model's device (faster; fp32 when False,
+            bit-reproducible).
     """
 
     def __init__(self, model: Any, autocast: bool = False) -> None:
@@ -73,16 +76,26 @@ class ReasonBrainPipeline:
         self.autocast = autocast
 
     @classmethod
-    def from_pretrained(cls, ref: str | Path, autocast: bool = False) -> ReasonBrainPipeline:
-        """Load a model directory (or ``registry://NAME@ALIAS``) saved by ``save_pretrained``."""
+    def from_pretrained(
+        cls, ref: str | Path, autocast: bool = False, device: str | torch.device | None = None
+    ) -> ReasonBrainPipeline:
+        """Load a model directory (or ``registry://NAME@ALIAS``) saved by ``save_pretrained``.
+
+        Frozen pretrained parts (paper preset) are loaded in bf16 with ``autocast``, else fp32
+        (the dtype policy, :mod:`reasonbrain.models.precision`); ``device`` moves the model.
+        """
         from reasonbrain.models.checkpoint import from_pretrained
 
-        return cls(from_pretrained(ref), autocast=autocast)
+        dtype = torch.bfloat16 if autocast else torch.float32
+        model = from_pretrained(ref, dtype=dtype)
+        if device is not None:
+            model.to(device)
+        return cls(model, autocast=autocast)
 
     @property
     def device(self) -> torch.device:
         """Where the model lives."""
-        return self.model.null_cond.device
+        return torch.device(self.model.device)
 
     @torch.no_grad()
     def __call__(
@@ -123,7 +136,7 @@ class ReasonBrainPipeline:
         dev = self.device
         src = torch.stack([_to_tensor(im, cfg.image_size) for im in imgs]).to(dev)
         b = src.shape[0]
-        ctx = torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast)
+        ctx = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.autocast)
 
         t0 = time.perf_counter()
         with ctx:
@@ -131,7 +144,7 @@ class ReasonBrainPipeline:
         t1 = time.perf_counter()
 
         diffusion = model.diffusion
-        src_lat = diffusion.codec.encode(src)
+        src_lat = diffusion.codec.encode_source(src)  # unscaled in IP2P (paper preset)
         cond = conditioning.cond.float()
         null = model.null_condition(b).float()
         zeros = torch.zeros_like(src_lat)

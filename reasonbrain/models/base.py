@@ -11,8 +11,9 @@ Training API (used by the Ray training loop)::
     model.parameter_groups()    # {"new_modules": [...], "lora": [...], "diffusion": [...]}
 
 Conditioning dropout (DESIGN §4.6): per sample, with probability ``cond_drop_text`` the text/cue
-conditioning is replaced by the learned null conditioning, with ``cond_drop_image`` the source
-latent is zeroed, and with ``cond_drop_both`` both. These are exactly the three branches that
+conditioning is replaced by the null conditioning (learned, or the encoding of ``""`` —
+``config.null_text``), with ``cond_drop_image`` the source latent is zeroed, and with
+``cond_drop_both`` both. These are exactly the three branches that
 InstructPix2Pix-style guidance evaluates at inference, so each is a trained unconditional branch.
 """
 
@@ -68,7 +69,10 @@ class EditModel(nn.Module):
         super().__init__()
         self.config = config
         self.diffusion: Any = diffusion
-        self.null_cond = nn.Parameter(torch.zeros(1, cond_len, config.cond_dim))
+        #: the learned unconditional sequence (absent when ip2p uses the encoding of "")
+        self.null_cond: nn.Parameter | None = None
+        if not (config.kind == "ip2p" and config.null_text == "empty_prompt"):
+            self.null_cond = nn.Parameter(torch.zeros(1, cond_len, config.cond_dim))
         self.tokenizer: Any = None
         self.text_tokenizer: Any = None
         #: state-dict key prefixes of frozen pretrained parts (not saved; reloaded from sources)
@@ -89,8 +93,14 @@ class EditModel(nn.Module):
         """Conditioning sequence for a batch (subclasses implement)."""
         raise NotImplementedError
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model's parameters live."""
+        return next(self.parameters()).device
+
     def null_condition(self, batch_size: int) -> torch.Tensor:
-        """The learned unconditional sequence ``[B, L, cond_dim]`` (used by dropout and CFG)."""
+        """The unconditional sequence ``[B, L, cond_dim]`` (used by dropout and CFG)."""
+        assert self.null_cond is not None  # subclasses without one override this method
         return self.null_cond.expand(batch_size, -1, -1)
 
     # ------------------------------------------------------------------ training
@@ -110,7 +120,7 @@ class EditModel(nn.Module):
         self, batch: dict[str, Any], generator: torch.Generator | None = None
     ) -> EditModelOutput:
         """One training forward pass over a collated batch (see the module docstring)."""
-        device = self.null_cond.device
+        device = self.device
         src = batch["src"].to(device)
         tgt = batch["tgt"].to(device)
         rationales = batch.get("target_caption") if self.config.use_rationale else None
@@ -120,8 +130,8 @@ class EditModel(nn.Module):
             batch.get("objects"),
             list(rationales) if rationales is not None else None,
         )
-        with torch.no_grad():
-            src_lat = self.diffusion.codec.encode(src)
+        with torch.no_grad():  # IP2P: unscaled source latent, scaled target latent
+            src_lat = self.diffusion.codec.encode_source(src)
             tgt_lat = self.diffusion.codec.encode(tgt)
         drop_text, drop_image = self.sample_dropout(src.shape[0], generator)
         drop_text, drop_image = drop_text.to(device), drop_image.to(device)

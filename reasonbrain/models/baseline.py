@@ -4,6 +4,12 @@ The UNet is conditioned on the CLIP text encoder's token features of the instruc
 MLLM, no FRCE, no CME), padded to a fixed length so that a sample's conditioning never depends on
 the rest of its batch. Everything else — codec, scheduler, conditioning dropout, guidance — is the
 shared :class:`~reasonbrain.models.base.EditModel` machinery, so comparisons isolate reasoning.
+
+In the paper preset it is InstructPix2Pix exactly (``tests/model/test_ip2p_equivalence.py`` checks
+it against diffusers' ``StableDiffusionInstructPix2PixPipeline``): the token features go to the
+UNet as they are — the text encoder's width must be the UNet's cross-attention width (no
+projection is invented) —, encoded without an attention mask, the unconditional branch is the
+encoding of ``""`` and the source latent is unscaled (:mod:`reasonbrain.models.diffusion`).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ class InstructPix2PixModel(EditModel):
         diffusion: DiffusionBackbone,
         pretrained: dict[str, nn.Module] | None = None,
     ) -> None:
-        config.check()
+        config.check()  # the text width is the UNet's cross-attention width
         super().__init__(config, diffusion, config.max_text_tokens)
         self.tokenizer = text_tokenizer
         self.text_tokenizer = text_tokenizer
@@ -45,10 +51,7 @@ class InstructPix2PixModel(EditModel):
             text_tokenizer,
             config.max_text_tokens,
             model=(pretrained or {}).get("clip_text"),
-        )
-        width = self.text_encoder.hidden_size
-        self.proj: nn.Module = (
-            nn.Identity() if width == config.cond_dim else nn.Linear(width, config.cond_dim)
+            use_attention_mask=config.text_attention_mask,
         )
 
     def condition(
@@ -62,4 +65,11 @@ class InstructPix2PixModel(EditModel):
     ) -> Conditioning:
         """Instruction token features ``[B, max_text_tokens, cond_dim]``."""
         tokens, _, _ = self.text_encoder(instructions)
-        return Conditioning(self.proj(tokens), None, ["" for _ in instructions])
+        return Conditioning(tokens, None, ["" for _ in instructions])
+
+    def null_condition(self, batch_size: int) -> torch.Tensor:
+        """The learned null sequence, or (``null_text="empty_prompt"``) the encoding of ``""``."""
+        if self.config.null_text == "empty_prompt":
+            tokens, _, _ = self.text_encoder([""])
+            return tokens.expand(batch_size, -1, -1)
+        return super().null_condition(batch_size)

@@ -14,6 +14,12 @@ Writing goes to a temporary sibling directory that is renamed into place only wh
 Loading rebuilds the network from ``config.json`` and loads the weights **strictly**: any missing
 or unexpected key (or shape mismatch) is a :class:`~reasonbrain.errors.CheckpointError` naming
 them — never a silent partial load (the "checkpoint keeps only LoRA" trap). No pickle anywhere.
+
+A paper-preset model reloads only its *frozen* parts from their sources (in the compute dtype of
+:mod:`reasonbrain.models.precision`); the parts the checkpoint replaces — the trained UNet — are
+built as an empty skeleton on the ``meta`` device from the saved config and take the checkpoint's
+tensors directly (``load_state_dict(assign=True)``), so no pretrained UNet is read (3.4 GB for
+SD-1.5) only to be overwritten, on every Ray worker start and every ``edit``.
 """
 
 from __future__ import annotations
@@ -181,19 +187,34 @@ def load_state_strict(model: Any, path: Path) -> None:
             where=str(file),
             fix="save and load with the same config (the checkpoint may be from another model)",
         )
-    result = model.load_state_dict(state, strict=False)
+    skeleton = any(t.is_meta for t in model.state_dict().values())
+    if skeleton:  # meta tensors take the checkpoint's (fp32 master) tensors as they are
+        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    result = model.load_state_dict(state, strict=False, assign=skeleton)
     # Keys not in the checkpoint must be exactly the frozen pretrained ones.
     leftover = [k for k in result.missing_keys if k in expected]
     if leftover or result.unexpected_keys:
         raise CheckpointError(f"partial load: {leftover[:5]} {result.unexpected_keys[:5]}")
+    empty = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if empty:
+        raise CheckpointError(
+            f"{len(empty)} tensors neither in the checkpoint nor loaded: {empty[:3]}",
+            where=str(file),
+        )
 
 
-def from_pretrained(ref: str | Path) -> Any:
-    """Rebuild and load a model saved with :func:`save_pretrained`."""
+def from_pretrained(ref: str | Path, *, dtype: Any = None) -> Any:
+    """Rebuild and load a model saved with :func:`save_pretrained`.
+
+    Args:
+        ref: a model directory or ``registry://NAME@ALIAS``.
+        dtype: compute dtype of the frozen pretrained parts (paper preset; default fp32).
+    """
+    import torch
     from transformers import PreTrainedTokenizerFast
 
     from reasonbrain.config import get_settings
-    from reasonbrain.models.presets import _load_pretrained, model_from_config
+    from reasonbrain.models.presets import load_paper_parts, model_from_config
 
     path = resolve_ref(ref)
     cfg, meta = load_config(path)
@@ -207,8 +228,15 @@ def from_pretrained(ref: str | Path) -> Any:
     tokenizer, text_tokenizer = tok("tokenizer"), tok("text_tokenizer")
     pretrained = None
     if cfg.sources:
-        pretrained, _, _ = _load_pretrained(cfg, get_settings())
-        pretrained.pop("unet", None)  # the trained UNet comes from the checkpoint
+        # frozen parts from their sources; the trained UNet is a skeleton the checkpoint fills
+        parts = load_paper_parts(
+            cfg, get_settings(), dtype=dtype or torch.float32, skip=("unet",), tokenizers=False
+        )
+        pretrained = dict(parts.modules)
+        from diffusers import UNet2DConditionModel
+
+        with torch.device("meta"):
+            pretrained["unet"] = UNet2DConditionModel.from_config(cfg.unet)
     model = model_from_config(cfg, tokenizer, text_tokenizer, pretrained=pretrained)
     load_state_strict(model, path)
     model.meta = meta

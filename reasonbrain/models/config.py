@@ -53,6 +53,11 @@ class ReasonBrainConfig(BaseModel):
     text: dict[str, Any] = Field(default_factory=dict, description="CLIPTextConfig dict")
     feature_layers: list[int] = Field(default_factory=lambda: [-2, -1])
     max_text_tokens: int = 32
+    text_attention_mask: bool = Field(
+        True,
+        description="pass the padding mask to the CLIP text encoder (tiny); SD/IP2P encode the "
+        "77-token prompt without one, so the paper preset passes none",
+    )
 
     # FRCE
     frce_heads: int = 2
@@ -89,11 +94,26 @@ class ReasonBrainConfig(BaseModel):
 
     # diffusion
     unet: dict[str, Any] = Field(default_factory=dict, description="UNet2DConditionModel config")
-    scheduler: dict[str, Any] = Field(default_factory=dict, description="DDPMScheduler config")
+    scheduler: dict[str, Any] = Field(
+        default_factory=dict,
+        description="noise schedule: the diffusion repo's own scheduler/ config (paper) or the "
+        "preset's; training builds DDPMScheduler.from_config, sampling DDIMScheduler.from_config",
+    )
     codec: Literal["pixel_unshuffle", "vae"] = "pixel_unshuffle"
     codec_factor: int = 2
     vae: dict[str, Any] | None = None
     vae_scaling_factor: float = 0.18215
+    source_latent: Literal["scaled", "unscaled"] = Field(
+        "scaled",
+        description="source-image latent concatenated to the UNet input: InstructPix2Pix uses the "
+        "unscaled VAE posterior mode (paper preset); the noisy target latent is always scaled",
+    )
+    null_text: Literal["learned", "empty_prompt"] = Field(
+        "learned",
+        description="unconditional text branch: a learned sequence (zeros at init), or the text "
+        "encoder's encoding of \"\" as in InstructPix2Pix (ip2p: exactly that; reasonbrain: "
+        "a learned sequence initialised from it)",
+    )
     spatial_cue: bool = Field(
         False, description="grounding head → one extra UNet input channel (tiny preset)"
     )
@@ -146,6 +166,8 @@ class ReasonBrainConfig(BaseModel):
             return ConfigError(what, where=f"model config ({self.preset})", fix=fix)
 
         unet_cross = self.unet.get("cross_attention_dim")
+        if isinstance(unet_cross, (list, tuple)):  # per-block widths: one conditioning width only
+            unet_cross = unet_cross[0] if len(set(unet_cross)) == 1 else unet_cross
         if unet_cross != self.cond_dim:
             raise bad(
                 f"UNet cross_attention_dim {unet_cross} != conditioning width cond_dim "
@@ -194,9 +216,31 @@ class ReasonBrainConfig(BaseModel):
         rates = (self.cond_drop_text, self.cond_drop_image, self.cond_drop_both)
         if min(rates) < 0 or sum(rates) > 1:
             raise bad(f"conditioning-dropout rates {rates} must be >= 0 and sum to <= 1", "fix")
+        if self.codec == "vae":
+            vae_factor = 2 ** (len((self.vae or {}).get("block_out_channels", [0])) - 1)
+            grid = vae_factor * 2 ** (len(self.unet.get("down_block_types", [0])) - 1)
+            if self.image_size % grid:
+                raise bad(
+                    f"image_size {self.image_size} is not a multiple of {grid} (the VAE's factor "
+                    f"{vae_factor} × the UNet's downsamplings)",
+                    f"set model.image_size to a multiple of {grid}",
+                )
+        if self.source_latent == "unscaled" and self.codec != "vae":
+            raise bad(
+                "source_latent=unscaled needs the VAE codec (it undoes the VAE scaling factor)",
+                "set source_latent=scaled",
+            )
         if self.kind == "ip2p":
             if self.spatial_cue:
                 raise bad("the ip2p baseline has no grounding cue", "set spatial_cue=false")
+            text_width = self.text.get("hidden_size")
+            if text_width != self.cond_dim:
+                raise bad(
+                    f"text encoder width {text_width} != UNet cross-attention width "
+                    f"{self.cond_dim}: ip2p conditions the UNet on the text tokens directly",
+                    "use the text encoder the UNet was trained with (the diffusion repo's "
+                    "text_encoder/)",
+                )
             return
         if not self.llava:
             raise bad("no MLLM (llava) config", "build the config with a preset")

@@ -4,6 +4,10 @@
   uses :class:`SpaceToDepthCodec` — a fixed, lossless ``PixelUnshuffle`` (64×64×3 → 32×32×12), so
   the UNet sees 4× fewer positions with no codec to train; the paper preset uses
   :class:`VaeCodec` (SD's ``AutoencoderKL`` with its latent scaling factor).
+- The **source** latent has its own encoder (:meth:`VaeCodec.encode_source`): InstructPix2Pix
+  concatenates the *unscaled* posterior mode ``vae.encode(x).latent_dist.mode()`` while the noisy
+  *target* latent keeps the scaling factor — a pretrained IP2P UNet gets its image conditioning
+  ≈ 5.5× too weak otherwise. The tiny codec has no scaling, so both encoders agree there.
 - The UNet (diffusers ``UNet2DConditionModel``) gets ``cat([noisy latent, source latent])`` on
   the channel axis (8 channels for SD) and cross-attends to the conditioning sequence.
 - :meth:`DiffusionBackbone.loss` is L_DM for the configured prediction type. The tiny preset
@@ -15,8 +19,10 @@
   plain x0 UNet spent the demo budget learning to copy (it ended near the copy-the-source loss).
   Where the source is dropped (the "no image" guidance branch) the residual is added to zeros,
   so that branch still predicts a full x0.
-- Sampling uses DDIM with the training scheduler's config (same timestep units and prediction
-  type, so no "timesteps in the wrong units" mismatch).
+- The noise schedule is one scheduler config (the diffusion repo's own ``scheduler/`` config in
+  the paper preset): training builds ``DDPMScheduler.from_config`` and sampling
+  ``DDIMScheduler.from_config`` from it, as a diffusers user does — timestep spacing, offset,
+  ``set_alpha_to_one`` and ``clip_sample`` follow the repo, and timesteps are in the same units.
 """
 
 from __future__ import annotations
@@ -39,6 +45,10 @@ class LatentCodec(Protocol):
         """``[B, C, h, w]`` → ``[B, 3, H, W]`` in ``[-1, 1]`` (approximately)."""
         ...
 
+    def encode_source(self, images: torch.Tensor) -> torch.Tensor:
+        """The source-image latent concatenated to the UNet input."""
+        ...
+
 
 class SpaceToDepthCodec(nn.Module):
     """Lossless space-to-depth: ``PixelUnshuffle(factor)``; no parameters."""
@@ -56,26 +66,47 @@ class SpaceToDepthCodec(nn.Module):
         """See :class:`LatentCodec`."""
         return self.up(latents)
 
+    def encode_source(self, images: torch.Tensor) -> torch.Tensor:
+        """See :class:`LatentCodec` (the same as :meth:`encode`: no scaling here)."""
+        return self.encode(images)
+
 
 class VaeCodec(nn.Module):
     """diffusers ``AutoencoderKL`` with the latent scaling factor (SD: 0.18215).
 
     Encoding uses the posterior mode (deterministic), as InstructPix2Pix does for the source.
+    Latents are returned in fp32 whatever the VAE's dtype (it may be frozen in bf16), so that the
+    diffusion target is not quantised.
+
+    Args:
+        vae: the autoencoder (frozen).
+        scaling_factor: multiplies the target latent (the VAE config's ``scaling_factor``).
+        unscaled_source: :meth:`encode_source` returns the unscaled mode (InstructPix2Pix).
     """
 
-    def __init__(self, vae: nn.Module, scaling_factor: float) -> None:
+    def __init__(self, vae: nn.Module, scaling_factor: float, unscaled_source: bool = False):
         super().__init__()
         self.vae: Any = vae
         self.scaling_factor = scaling_factor
+        self.unscaled_source = unscaled_source
+
+    def _mode(self, images: torch.Tensor) -> torch.Tensor:
+        dist = self.vae.encode(images.to(next(self.vae.parameters()).dtype)).latent_dist
+        return dist.mode().float()
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """See :class:`LatentCodec`."""
-        dist = self.vae.encode(images.to(next(self.vae.parameters()).dtype)).latent_dist
-        return dist.mode() * self.scaling_factor
+        return self._mode(images) * self.scaling_factor
+
+    def encode_source(self, images: torch.Tensor) -> torch.Tensor:
+        """See :class:`LatentCodec`: unscaled with ``unscaled_source`` (InstructPix2Pix)."""
+        mode = self._mode(images)
+        return mode if self.unscaled_source else mode * self.scaling_factor
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """See :class:`LatentCodec`."""
-        return self.vae.decode(latents / self.scaling_factor).sample
+        vae_dtype = next(self.vae.parameters()).dtype
+        return self.vae.decode((latents / self.scaling_factor).to(vae_dtype)).sample.float()
 
 
 class DiffusionBackbone(nn.Module):
@@ -83,7 +114,8 @@ class DiffusionBackbone(nn.Module):
 
     Args:
         unet_config: ``UNet2DConditionModel`` config dict (``in_channels`` = 2 × latent).
-        scheduler_config: ``DDPMScheduler`` config dict (prediction type, betas, timesteps).
+        scheduler_config: the noise schedule (prediction type, betas, timesteps, spacing …):
+            the diffusion repo's ``scheduler/`` config or a preset's dict.
         codec: the latent codec.
         unet: an already-loaded UNet (paper preset).
         source_residual: predict x0 as ``src_latent + UNet output`` (``sample`` prediction).
@@ -102,10 +134,10 @@ class DiffusionBackbone(nn.Module):
         super().__init__()
         from diffusers import DDPMScheduler, UNet2DConditionModel
 
-        self.unet: Any = unet if unet is not None else UNet2DConditionModel(**unet_config)
+        self.unet: Any = unet if unet is not None else UNet2DConditionModel.from_config(unet_config)
         self.codec: Any = codec
         self.scheduler_config = dict(scheduler_config)
-        self.train_scheduler = DDPMScheduler(**scheduler_config)
+        self.train_scheduler = DDPMScheduler.from_config(self.scheduler_config)
         self.prediction_type: str = self.train_scheduler.config.prediction_type
         if source_residual and self.prediction_type != "sample":
             raise ValueError(
@@ -114,10 +146,10 @@ class DiffusionBackbone(nn.Module):
         self.source_residual = source_residual
 
     def sampling_scheduler(self) -> Any:
-        """A fresh DDIM scheduler with the training scheduler's config."""
+        """A fresh DDIM scheduler from the scheduler config (``DDIMScheduler.from_config``)."""
         from diffusers import DDIMScheduler
 
-        return DDIMScheduler.from_config(self.train_scheduler.config)
+        return DDIMScheduler.from_config(self.scheduler_config)
 
     def predict(
         self,

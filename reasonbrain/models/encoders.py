@@ -6,7 +6,9 @@
   branch) and pooled phrase embeddings (for the ID controller's object phrases).
 
 Both take ``[-1, 1]`` images / raw strings and do their own preprocessing, so the same code
-serves the tiny (random-init, 64 px) and paper (pretrained ViT-L/14) worlds.
+serves the tiny (random-init, 64 px) and paper (pretrained ViT-L/14) worlds. A pretrained tower
+may be frozen in another dtype (bf16) than the trainable layers around it (fp32): inputs are cast
+to the tower's dtype and its features handed on in fp32.
 """
 
 from __future__ import annotations
@@ -65,10 +67,10 @@ class ImageEncoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``[-1, 1]`` images ``[B, 3, H, W]`` → patch tokens ``[B, P, out_dim]``."""
-        pixels = clip_preprocess(images, self.image_size).to(self.proj.weight.dtype)
+        pixels = clip_preprocess(images, self.image_size).to(next(self.clip.parameters()).dtype)
         out = self.clip(pixel_values=pixels, output_hidden_states=True)
         feats = [out.hidden_states[i][:, 1:] for i in self.feature_layers]  # drop CLS
-        return self.proj(torch.cat(feats, dim=-1))
+        return self.proj(torch.cat(feats, dim=-1).to(self.proj.weight.dtype))
 
 
 class TextEncoder(nn.Module):
@@ -79,6 +81,10 @@ class TextEncoder(nn.Module):
         tokenizer: tokenizer that adds BOS/EOS with ``add_special_tokens=True``.
         max_tokens: instructions are padded/truncated to this many tokens.
         model: an already-loaded ``CLIPTextModel`` (paper preset); built from the config if None.
+        use_attention_mask: pass the padding mask to the encoder. Stable Diffusion and
+            InstructPix2Pix encode the padded prompt *without* one (every padding position's
+            feature then differs), so the paper preset sets it False; the returned ``mask`` is
+            the padding mask either way (for attention over the tokens downstream).
     """
 
     def __init__(
@@ -87,6 +93,7 @@ class TextEncoder(nn.Module):
         tokenizer: Any,
         max_tokens: int,
         model: nn.Module | None = None,
+        use_attention_mask: bool = True,
     ) -> None:
         super().__init__()
         from transformers import CLIPTextConfig, CLIPTextModel
@@ -96,6 +103,7 @@ class TextEncoder(nn.Module):
         self.tokenizer = tokenizer
         self.max_tokens = max_tokens
         self.hidden_size = cfg.hidden_size
+        self.use_attention_mask = use_attention_mask
 
     def tokenize(self, texts: list[str], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``input_ids`` and ``attention_mask`` ``[N, max_tokens]``."""
@@ -119,5 +127,5 @@ class TextEncoder(nn.Module):
             z = torch.zeros(0, self.max_tokens, self.hidden_size, device=device)
             return z, torch.zeros(0, self.max_tokens, dtype=torch.bool, device=device), z[:, 0]
         ids, mask = self.tokenize(texts, device)
-        out = self.clip(input_ids=ids, attention_mask=mask)
-        return out.last_hidden_state, mask.bool(), out.pooler_output
+        out = self.clip(input_ids=ids, attention_mask=mask if self.use_attention_mask else None)
+        return out.last_hidden_state.float(), mask.bool(), out.pooler_output.float()

@@ -10,13 +10,24 @@ have zero regions — everything downstream must stay finite then.
   64-px image), deterministic, no weights — right for flat-shaded synthetic scenes.
 - :class:`SamProposer` (paper preset): transformers' ``SamModel`` prompted with a regular grid of
   points; the best of SAM's three masks per point is kept when its predicted IoU is high enough,
-  then masks are de-duplicated and the ``K`` largest kept.
+  then masks are de-duplicated and the ``K`` largest kept. SAM-H costs far more than the rest of
+  a training step's image path, and training revisits each image every epoch, so its proposals
+  are computed **once per image**: :class:`RegionCache` keys them by the image's 8-bit content
+  and the proposer's fingerprint (weights sample, config, settings), in memory and, when a
+  directory is given (``<REASONBRAIN_HOME>/cache/regions`` in the paper preset), on disk — shared
+  by every worker and run on the machine, written atomically.
 
 Proposals are non-differentiable preprocessing, computed under ``torch.no_grad``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import tempfile
+from collections import OrderedDict
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -92,6 +103,93 @@ class ColorComponentsProposer:
         return _pack(per_image, self.max_regions, h, w, images.device)
 
 
+def image_key(image: torch.Tensor) -> str:
+    """A content key for one ``[3, H, W]`` image in ``[-1, 1]``: sha256 of its 8-bit pixels."""
+    arr = image.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte().cpu().numpy()
+    h = hashlib.sha256(str(arr.shape).encode())
+    h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+class RegionCache:
+    """Region masks per image content, in memory (LRU) and optionally on disk.
+
+    Masks are stored bit-packed (``np.packbits``), so a 256-px image with 16 regions costs 128 KiB.
+    The disk layout is ``<directory>/<fingerprint>/<key[:2]>/<key>.npz``; a different proposer
+    (other weights, config or settings) has another fingerprint and never reads stale entries.
+
+    Args:
+        fingerprint: identifies the proposer that computed the masks.
+        directory: on-disk cache root (``None`` = memory only).
+        max_items: entries kept in memory.
+    """
+
+    def __init__(self, fingerprint: str, directory: Path | None = None, max_items: int = 1024):
+        self.fingerprint = fingerprint
+        self.directory = None if directory is None else Path(directory) / fingerprint
+        self.max_items = max_items
+        self._memory: OrderedDict[str, tuple[np.ndarray, tuple[int, ...]]] = OrderedDict()
+
+    def _path(self, key: str) -> Path:
+        assert self.directory is not None
+        return self.directory / key[:2] / f"{key}.npz"
+
+    def get(self, key: str) -> np.ndarray | None:
+        """Masks ``[n, H, W]`` bool for ``key``, or None when not cached."""
+        hit = self._memory.get(key)
+        if hit is None and self.directory is not None:
+            path = self._path(key)
+            try:
+                with np.load(path) as z:
+                    hit = (z["bits"], tuple(int(v) for v in z["shape"]))
+            except (OSError, KeyError, ValueError):  # absent, or a torn/foreign file: recompute
+                hit = None
+            if hit is not None:
+                self._remember(key, hit)
+        if hit is None:
+            return None
+        self._memory.move_to_end(key)
+        bits, shape = hit
+        n = int(np.prod(shape))
+        return np.unpackbits(bits, count=n).reshape(shape).astype(bool)
+
+    def put(self, key: str, masks: np.ndarray) -> None:
+        """Store masks ``[n, H, W]`` (bool) for ``key`` (atomically on disk)."""
+        entry = (np.packbits(masks.astype(bool).ravel()), tuple(int(v) for v in masks.shape))
+        self._remember(key, entry)
+        if self.directory is None:
+            return
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, bits=entry[0], shape=np.asarray(entry[1]))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _remember(self, key: str, entry: tuple[np.ndarray, tuple[int, ...]]) -> None:
+        self._memory[key] = entry
+        self._memory.move_to_end(key)
+        while len(self._memory) > self.max_items:
+            self._memory.popitem(last=False)
+
+
+def sam_fingerprint(sam: Any, settings: dict[str, Any]) -> str:
+    """A short id of a SAM model + proposer settings: config, parameter count and a sample of
+    every parameter's values (cheap even for SAM-H, and different for different weights)."""
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    h.update(sam.config.to_json_string(use_diff=False).encode())
+    for name, p in sam.named_parameters():
+        h.update(name.encode())
+        flat = p.detach().reshape(-1)
+        sample = flat[:: max(1, flat.numel() // 16)][:16]
+        h.update(sample.float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 class SamProposer(nn.Module):
     """SAM prompted with a grid of points (the paper's region source).
 
@@ -101,6 +199,8 @@ class SamProposer(nn.Module):
         points_per_side: the point grid is ``points_per_side``².
         iou_threshold: minimum predicted IoU for a mask to be kept.
         dedup_iou: masks overlapping a kept mask more than this are dropped.
+        cache_dir: on-disk region cache (see :class:`RegionCache`); memory-only when None.
+        cache: False turns the cache off (every call runs SAM).
     """
 
     def __init__(
@@ -110,6 +210,8 @@ class SamProposer(nn.Module):
         points_per_side: int = 8,
         iou_threshold: float = 0.8,
         dedup_iou: float = 0.7,
+        cache_dir: Path | None = None,
+        cache: bool = True,
     ) -> None:
         super().__init__()
         self.sam = sam
@@ -117,13 +219,54 @@ class SamProposer(nn.Module):
         self.points_per_side = points_per_side
         self.iou_threshold = iou_threshold
         self.dedup_iou = dedup_iou
+        self.cache_dir = cache_dir
+        self.use_cache = cache
+        self._cache: RegionCache | None = None
+        #: SAM forward passes run so far (how many images missed the cache)
+        self.sam_images = 0
+
+    def region_cache(self) -> RegionCache:
+        """The cache, created on first use (the fingerprint reads the loaded weights)."""
+        if self._cache is None:
+            settings = {
+                "k": self.max_regions,
+                "points": self.points_per_side,
+                "iou": self.iou_threshold,
+                "dedup": self.dedup_iou,
+                "version": 1,
+            }
+            self._cache = RegionCache(sam_fingerprint(self.sam, settings), self.cache_dir)
+        return self._cache
 
     @torch.no_grad()
     def propose(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """See :class:`RegionProposer`."""
+        """See :class:`RegionProposer`; SAM runs only on images not seen before."""
+        _, _, h, w = images.shape
+        if not self.use_cache:
+            return _pack(self.regions(images), self.max_regions, h, w, images.device)
+        cache = self.region_cache()
+        keys = [f"{image_key(im)}-{h}x{w}" for im in images]
+        per_image: list[list[np.ndarray] | None] = []
+        for key in keys:
+            hit = cache.get(key)
+            per_image.append(None if hit is None else list(hit))
+        todo = [i for i, r in enumerate(per_image) if r is None]
+        if todo:
+            fresh = self.regions(images[todo])
+            for i, regions in zip(todo, fresh, strict=True):
+                stacked = np.stack(regions) if regions else np.zeros((0, h, w), dtype=bool)
+                cache.put(keys[i], stacked)
+                per_image[i] = regions
+        done = [r if r is not None else [] for r in per_image]
+        return _pack(done, self.max_regions, h, w, images.device)
+
+    @torch.no_grad()
+    def regions(self, images: torch.Tensor) -> list[list[np.ndarray]]:
+        """Run SAM: masks (bool ``[H, W]``) per image, largest first (no cache)."""
         import torch.nn.functional as F
 
         b, _, h, w = images.shape
+        self.sam_images += b
         size = int(self.sam.config.vision_config.image_size)
         x = ((images.float() + 1) / 2).clamp(0, 1)
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
@@ -158,4 +301,4 @@ class SamProposer(nn.Module):
                 if len(keep) == self.max_regions:
                     break
             per_image.append([k.cpu().numpy() for k in keep])
-        return _pack(per_image, self.max_regions, h, w, images.device)
+        return per_image

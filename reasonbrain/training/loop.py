@@ -45,9 +45,10 @@ from reasonbrain.training.data import (
     mix_seed,
     shard_indices,
 )
+from reasonbrain.training.failures import failure_note
 from reasonbrain.training.metrics import now, read_log, write_log
 from reasonbrain.training.optim import build_optimizer, build_scheduler
-from reasonbrain.training.protocol import ModelSpec, save_model
+from reasonbrain.training.protocol import ModelSpec, load_model, save_model
 
 SAMPLES_DIR = "samples"
 EMA_MODEL_DIR = "model_ema"
@@ -110,8 +111,9 @@ def dir_to_files(directory: Path) -> dict[str, bytes]:
 
 
 def _autocast(device: torch.device, precision: str) -> AbstractContextManager[Any]:
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    if use_bf16:
+    from reasonbrain.models.precision import frozen_dtype
+
+    if frozen_dtype(precision, device.type) == torch.bfloat16:  # the same rule as frozen parts
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()
 
@@ -130,7 +132,18 @@ def _scalar(x: Any) -> float:
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """Ray Train entry point: ``config = {"job": LoopJob}``."""
+    """Ray Train entry point: ``config = {"job": LoopJob}``; a failure carries a note saying
+    where it was raised (:func:`failure_note`)."""
+    try:
+        _train_loop(config)
+    except Exception as err:
+        note = failure_note(err)
+        if note:
+            err.add_note(note)
+        raise
+
+
+def _train_loop(config: dict[str, Any]) -> None:
     import ray
     import ray.train
     import ray.train.torch
@@ -161,16 +174,20 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     state: dict[str, Any] | None = None
     log_rows: list[dict[str, Any]] = []
     ckpt = ray.train.get_checkpoint()
+    # frozen pretrained parts in the compute dtype (reasonbrain.models.precision)
+    from reasonbrain.models.precision import frozen_dtype
+
+    dtype = frozen_dtype(tp.precision, device.type)
     if ckpt is not None:
         with ckpt.as_directory() as d:
-            model = job.spec.load(Path(d) / MODEL_DIR)
+            model = load_model(job.spec, Path(d) / MODEL_DIR, dtype=dtype)
             state = load_train_state(Path(d))
             log_rows = read_log(Path(d) / LOG_FILE)
             if (Path(d) / SAMPLES_DIR).is_dir():
                 shutil.copytree(Path(d) / SAMPLES_DIR, samples_dir, dirs_exist_ok=True)
     else:
         files = ray.get(job.init_model)
-        model = job.spec.load(_files_to_dir(files, work / "init"))
+        model = load_model(job.spec, _files_to_dir(files, work / "init"), dtype=dtype)
     model.to(device)
     if tp.gradient_checkpointing:
         enable = getattr(model, "enable_gradient_checkpointing", None)

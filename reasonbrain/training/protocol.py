@@ -41,7 +41,9 @@ class ModelSpec:
 
     Attributes:
         build: returns a fresh model; called once on the driver.
-        load: rebuilds a model from a ``save_pretrained`` directory; called on workers.
+        load: rebuilds a model from a ``save_pretrained`` directory; called on workers. It may
+            take a ``dtype`` keyword: the compute dtype of frozen pretrained parts
+            (:func:`load_model` passes it when accepted).
         sample: optional ``(model, batch, steps, generator) -> list[PIL.Image]`` used to save a few
             sample edits at validation time.
         name: what the logs call the model.
@@ -62,6 +64,17 @@ def save_model(model: nn.Module, directory: Path, **card: Any) -> None:
         accepted = {}  # type: ignore[assignment]
     kwargs = {k: v for k, v in card.items() if k in accepted and v is not None}
     fn(directory, **kwargs)
+
+
+def load_model(spec: ModelSpec, directory: Path, *, dtype: torch.dtype) -> nn.Module:
+    """``spec.load(directory)``, with ``dtype=`` when the loader accepts it."""
+    try:
+        accepted = inspect.signature(spec.load).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without signatures
+        accepted = {}  # type: ignore[assignment]
+    if "dtype" in accepted:
+        return spec.load(directory, dtype=dtype)  # type: ignore[call-arg]
+    return spec.load(directory)
 
 
 def reasonbrain_spec(model_params: Any, data_dir: Path) -> ModelSpec:
@@ -96,14 +109,19 @@ class _ReasonBrainBuilder:
                 corpus.append(r.target_caption)
             corpus.extend(r.objects)
             objects.update(r.objects)
-        model: nn.Module = build_model(self.model_params, corpus=corpus, objects=sorted(objects))
+        # the driver only saves the trained weights: frozen pretrained parts (paper preset) may
+        # be bf16 here, half the memory of fp32 (the workers load them in their compute dtype)
+        dtype = torch.bfloat16 if self.model_params.preset == "paper" else None
+        model: nn.Module = build_model(
+            self.model_params, corpus=corpus, objects=sorted(objects), dtype=dtype
+        )
         return model
 
 
-def _load_edit_model(directory: Path) -> nn.Module:
-    from reasonbrain.models.base import EditModel
+def _load_edit_model(directory: Path, dtype: torch.dtype | None = None) -> nn.Module:
+    from reasonbrain.models.checkpoint import from_pretrained
 
-    model: nn.Module = EditModel.from_pretrained(directory)
+    model: nn.Module = from_pretrained(directory, dtype=dtype)
     return model
 
 
@@ -113,7 +131,9 @@ def _sample_edits(
     """Edit the batch's sources with the inference pipeline (the model is left in eval mode)."""
     from reasonbrain.inference.pipeline import ReasonBrainPipeline
 
-    pipe = ReasonBrainPipeline(model)
+    # frozen parts in bf16 (a bf16 run) need autocast around them, as in training
+    bf16 = any(p.dtype == torch.bfloat16 for p in model.parameters())
+    pipe = ReasonBrainPipeline(model, autocast=bf16)
     out = pipe(
         list(batch["src"]),
         list(batch["instruction"]),

@@ -150,6 +150,17 @@ def train(
                 where="params.yaml train",
                 fix=f"use at most {have} CPUs in total, or set RAY_ADDRESS to a cluster",
             )
+        if tp.use_gpu:
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ConfigError(
+                    "train.use_gpu is true but this machine has no CUDA GPU (Ray would wait "
+                    "forever for one)",
+                    where="params train.use_gpu",
+                    fix="set train.use_gpu=false (and train.workers/cpus_per_worker to fit), or "
+                    "set RAY_ADDRESS to a GPU cluster",
+                )
     store = resolve_storage(storage or (get_settings().home / "checkpoints"))
     if run_name is None:
         run_name = latest_run(store, params) if resume else new_run_name(params)
