@@ -39,7 +39,7 @@ def _time(pipes: dict[str, Any], n: int, steps: int, repeats: int) -> dict[str, 
         for name, pipe in pipes.items():
             t0 = time.perf_counter()
             g = torch.Generator().manual_seed(i)
-            out = pipe(images, texts, num_inference_steps=steps, generator=g)
+            out = pipe(image=images, prompt=texts, num_inference_steps=steps, generator=g)
             total = time.perf_counter() - t0
             if i:  # the first run warms up kernels
                 runs[name].append((total, out.timings["reasoning_s"], out.timings["denoising_s"]))

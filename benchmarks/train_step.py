@@ -38,6 +38,9 @@ def _measure(
     groups = [{"params": g} for g in model.parameter_groups().values() if g]
     opt = torch.optim.AdamW(groups, lr=1e-4)
     b = batch(batch_size)
+    # the processor's work happens once per record in training (BatchSource caches it), not in
+    # the step: time the step alone, as the training loop's step_s does
+    b.update(model.processor(b["instruction"], b["target_caption"]))
     times = []
     loss = float("nan")
     for i in range(warmup + steps):

@@ -92,8 +92,8 @@ class PipelinePredictor:
         import torch
 
         out = self.pipe(
-            [im.convert("RGB") for im in images],
-            list(instructions),
+            image=[im.convert("RGB") for im in images],
+            prompt=list(instructions),
             num_inference_steps=self.params.num_inference_steps,
             guidance_scale=self.params.guidance_scale,
             image_guidance_scale=self.params.image_guidance_scale,

@@ -17,6 +17,7 @@ from reasonbrain.models.base import Conditioning, EditModel
 from reasonbrain.models.config import ReasonBrainConfig
 from reasonbrain.models.diffusion import DiffusionBackbone
 from reasonbrain.models.encoders import TextEncoder
+from reasonbrain.models.processor import ReasonBrainProcessor
 
 
 class InstructPix2PixModel(EditModel):
@@ -40,6 +41,7 @@ class InstructPix2PixModel(EditModel):
         super().__init__(config, diffusion, config.max_text_tokens)
         self.tokenizer = text_tokenizer
         self.text_tokenizer = text_tokenizer
+        self.processor = ReasonBrainProcessor.from_model_config(config, text_tokenizer, text_tokenizer)
         self.text_encoder = TextEncoder(
             config.text,
             text_tokenizer,
@@ -52,14 +54,9 @@ class InstructPix2PixModel(EditModel):
         )
 
     def condition(
-        self,
-        src: torch.Tensor,
-        instructions: list[str],
-        objects: list[list[str]] | None,
-        rationales: list[str] | None = None,
-        *,
-        inference: bool = False,
+        self, src: torch.Tensor, inputs: dict[str, Any], *, inference: bool = False
     ) -> Conditioning:
-        """Instruction token features ``[B, max_text_tokens, cond_dim]``."""
-        tokens, _, _ = self.text_encoder(instructions)
-        return Conditioning(self.proj(tokens), None, ["" for _ in instructions])
+        """Instruction token features ``[B, max_text_tokens, cond_dim]`` from the processor's
+        ``text_input_ids`` / ``text_attention_mask``."""
+        tokens, _, _ = self.text_encoder(inputs["text_input_ids"], inputs["text_attention_mask"])
+        return Conditioning(self.proj(tokens), None, ["" for _ in range(tokens.shape[0])])

@@ -38,48 +38,51 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-DETERMINERS = frozenset(
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+DETERMINERS = _words(
     "the a an this that these those my your his her its our their some any each every all both "
-    "no another either neither such".split()
+    "no another either neither such"
 )
-POSITION_WORDS = frozenset(
+POSITION_WORDS = _words(
     "left right middle center centre top bottom front back foreground background corner side "
-    "upper lower leftmost rightmost topmost".split()
+    "upper lower leftmost rightmost topmost"
 )
 #: basic colour terms (the attribute that tells an object from its twin)
-COLOURS = frozenset(
+COLOURS = _words(
     "red orange yellow green blue purple violet pink brown black white grey gray gold golden "
     "silver beige cyan magenta teal turquoise navy maroon crimson scarlet indigo lavender olive "
-    "tan ivory cream".split()
+    "tan ivory cream"
 )
 #: nouns that name the image or the edit, not something in it
-META_NOUNS = frozenset(
+META_NOUNS = _words(
     "image picture photo photograph pic scene result outcome output edit version view "
-    "instruction change changes way".split()
+    "instruction change changes way"
 )
 #: time spans and moments: how long a hypothetical runs, never a region of the image
-TIME_NOUNS = frozenset(
+TIME_NOUNS = _words(
     "second minute hour day night week month year decade century morning afternoon evening noon "
     "midnight dawn dusk moment time while today tomorrow yesterday overnight weekend "
-    "spring summer autumn fall winter future past later step".split()
+    "spring summer autumn fall winter future past later step"
 )
 #: people and things named by indefinite pronouns the tagger calls nouns
-INDEFINITE = frozenset(
+INDEFINITE = _words(
     "someone somebody something nobody anyone anybody anything everyone everybody everything "
-    "nothing one ones thing things".split()
+    "nothing one ones thing things"
 )
 #: attribute nouns: "the colour of the car" is about the car
-ATTRIBUTE_NOUNS = frozenset(
-    "color colour shape size texture material style pattern surface appearance shade".split()
+ATTRIBUTE_NOUNS = _words(
+    "color colour shape size texture material style pattern surface appearance shade"
 )
 #: prepositions whose phrase may describe the noun before it (with a position or colour)
-LOCATIVE = frozenset(
-    "on in at with inside under beneath below above over behind beside near by next".split()
-)
+LOCATIVE = _words("on in at with inside under beneath below above over behind beside near by next")
 #: tags that open a clause or phrase (after a sentence-initial word, they make it an imperative)
 OPENERS = frozenset(("DT", "PRP", "PRP$", "IN", "TO", "CD"))
 #: verbs whose "with"/"for" phrase is the replacement, never a description of the object
-REPLACE_VERBS = frozenset("replace replaced replacing swap swapped substitute exchange".split())
+REPLACE_VERBS = _words("replace replaced replacing swap swapped substitute exchange")
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,13 @@ def _noun_phrase(tokens: list[list[str]]) -> tuple[list[str], str] | None:
     return words[start : nouns[-1] + 1], words[nouns[-1]]
 
 
+def _pp_at(chunks: list[_Chunk], k: int) -> tuple[str, list[str]] | None:
+    """``(preposition, NP words)`` when chunks ``k, k+1`` are a PP followed by an NP."""
+    if k + 1 < len(chunks) and chunks[k].kind == "PREP" and chunks[k + 1].kind == "NP":
+        return chunks[k].words[0], chunks[k + 1].words
+    return None
+
+
 def _describes(prep: str, words: list[str], replace_context: bool) -> bool:
     """Whether ``prep`` + NP ``words`` right after an NP describes that NP (see module doc)."""
     if prep == "of":
@@ -208,26 +218,21 @@ def extract_phrases(instruction: str) -> list[ObjectPhrase]:
             words, head = np
             core = list(words)
             position: list[str] = []
-            def pp_at(k: int) -> tuple[str, list[str]] | None:
-                """``(preposition, NP words)`` when chunks ``k, k+1`` are a PP + NP."""
-                if k + 1 < len(chunks) and chunks[k].kind == "PREP" and chunks[k + 1].kind == "NP":
-                    return chunks[k].words[0], chunks[k + 1].words
-                return None
 
-            pp = pp_at(i)
+            pp = _pp_at(chunks, i)
             if head in ATTRIBUTE_NOUNS and pp is not None and pp[0] == "of":
                 inner = _noun_phrase(chunks[i + 1].tokens)
                 if inner is not None:
                     core, head = list(inner[0]), inner[1]
                     i += 2
-                    pp = pp_at(i)
+                    pp = _pp_at(chunks, i)
             while pp is not None and _describes(pp[0], pp[1], replace_context):
                 if _is_position(pp[1]) or position:  # after a position: keep the written order
                     position += [pp[0], *pp[1]]
                 else:
                     core += [pp[0], *pp[1]]
                 i += 2
-                pp = pp_at(i)
+                pp = _pp_at(chunks, i)
             lemma = _singular(head)
             if head in INDEFINITE or lemma in META_NOUNS or lemma in TIME_NOUNS:
                 continue
