@@ -12,9 +12,10 @@ How (a shallow parse, then a few rules for what an *object* is):
    taggers need model/corpus downloads from outside the package registry, which we never do. The
    text is lower-cased first: the tagger reads a capitalised sentence-initial verb ("Change the
    car …") as a proper noun, and we emit lower-case phrases anyway.
-2. **Fix two tagging errors** that matter here: a position word after a determiner ("the *left*
-   cup", "on the *left*") is an adjective/noun, not the verb "left"; a word the tagger calls a
-   proper noun at the start of an imperative is a verb.
+2. **Fix three tagging errors** that matter here: a position word after a determiner ("the
+   *left* cup", "on the *left*") is an adjective/noun, not the verb "left"; a sentence-initial
+   word the tagger calls a noun before a determiner/pronoun/wh-word is an imperative verb ("*show*
+   the …", "*picture* what …"); a "noun" right after a subject pronoun is a verb ("can I *use*").
 3. **Build phrases**: each NP chunk that has a noun, without its leading determiner, keeps its
    pre-nominal modifiers (colour, size, position: "red candle", "left cup") and takes the
    prepositional phrases that directly follow it when they describe *it*: any "of" phrase ("row of
@@ -34,6 +35,7 @@ what ReasonSynth's ``objects`` field records.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -79,6 +81,7 @@ ATTRIBUTE_NOUNS = _words(
 )
 #: prepositions whose phrase may describe the noun before it (with a position or colour)
 LOCATIVE = _words("on in at with inside under beneath below above over behind beside near by next")
+SUBJECT_PRONOUNS = _words("i you we they he she")
 #: tags that open a clause or phrase (after a sentence-initial word, they make it an imperative)
 OPENERS = frozenset(("DT", "PRP", "PRP$", "IN", "TO", "CD"))
 #: verbs whose "with"/"for" phrase is the replacement, never a description of the object
@@ -121,15 +124,18 @@ def _tag(text: str) -> list[list[list[str]]]:
     from textblob._text import find_chunks, find_prepositions
 
     parser = _parser()
-    tagged = parser.parse(text.lower(), tokenize=True, tags=True, chunks=False, split=True)
+    text = re.sub(r"\bi\b", "I", text.lower())  # the pronoun stays what the lexicon knows
+    tagged = parser.parse(text, tokenize=True, tags=True, chunks=False, split=True)
     out = []
     for sentence in tagged:
-        tokens = [[w, t] for w, t in sentence]
+        tokens = [[w.lower(), t] for w, t in sentence]
         for i, tok in enumerate(tokens):
             word = tok[0]
             prev = tokens[i - 1][0] if i else ""
             nxt = tokens[i + 1][1] if i + 1 < len(tokens) else ""
-            if word in POSITION_WORDS and prev in DETERMINERS:
+            if prev in SUBJECT_PRONOUNS and tok[1] in ("NN", "NNS"):
+                tok[1] = "VBP"  # "can I *use* …": a noun never follows a subject pronoun
+            elif word in POSITION_WORDS and prev in DETERMINERS:
                 tok[1] = "JJ" if nxt.startswith("NN") else "NN"
             elif i == 0 and tok[1].startswith("NN") and (nxt in OPENERS or nxt.startswith("W")):
                 tok[1] = "VB"  # an imperative: "show the car …", "picture what happens …"
