@@ -165,8 +165,9 @@ class ReasonBrainModel(EditModel):
         ``[B, M, L]``; only the ``present`` slots ``[B, M]`` are encoded.
         """
         assert self.text_encoder is not None and self.phrase_proj is not None
-        present = present.to(self.null_cond.device).bool()
-        _, _, pooled = self.text_encoder(ids[present], attention[present])
+        dev = self.null_cond.device
+        present = present.to(dev).bool()
+        _, _, pooled = self.text_encoder(ids.to(dev)[present], attention.to(dev)[present])
         proj = self.phrase_proj(pooled)
         out = proj.new_zeros(*present.shape, proj.shape[-1])
         out[present] = proj
