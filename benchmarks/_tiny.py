@@ -20,8 +20,8 @@ CAPTIONS = [
 OBJECTS = [["red candle"], ["blue balloon"], ["green plant"], ["glass of milk"]]
 
 
-def build(kind: str = "reasonbrain", seed: int = 0) -> Any:
-    """A tiny model (``reasonbrain`` or ``ip2p``) with the default params."""
+def build(kind: str = "reasonbrain", seed: int = 0, **overrides: Any) -> Any:
+    """A tiny model (``reasonbrain`` or ``ip2p``) with the default params (plus ``overrides``)."""
     import torch
 
     from reasonbrain.config import ModelParams
@@ -29,7 +29,8 @@ def build(kind: str = "reasonbrain", seed: int = 0) -> Any:
 
     torch.manual_seed(seed)
     objects = sorted({o for objs in OBJECTS for o in objs})
-    return build_model(ModelParams(kind=kind), corpus=INSTRUCTIONS + CAPTIONS, objects=objects)
+    params = ModelParams(kind=kind, **overrides)
+    return build_model(params, corpus=INSTRUCTIONS + CAPTIONS, objects=objects)
 
 
 def default_size() -> int:

@@ -61,8 +61,8 @@ def main() -> None:
     closer: dict[str, Any] = {}
     for gs, igs in ((1.0, 1.0), (2.0, 1.5), (5.0, 1.0)):
         out = pipe(
-            src,
-            [r.instruction for r in sample],
+            image=src,
+            prompt=[r.instruction for r in sample],
             num_inference_steps=args.steps,
             guidance_scale=gs,
             image_guidance_scale=igs,

@@ -6,8 +6,10 @@ same but for ReasonBrain's one extra input channel, its grounding cue): ReasonBr
 reasoning path (encoders, FRCE, MLLM with a greedily decoded rationale, QFormer, CME, grounding
 head) once per edit; the ``ip2p`` baseline pays one CLIP text
 encoding. The figure of merit is ``ratio`` = ReasonBrain / IP2P whole-edit time (target ≤ 1.15 at
-20 steps). Best (and median) of ``--repeats`` interleaved runs after one warm-up. Prints ONE
-JSON object.
+20 steps). Best (and median) of ``--repeats`` interleaved runs after one warm-up; ``ratio_cpu``
+compares the median *CPU* time of the process (``time.process_time``), which waiting for a core on
+a shared machine does not inflate — with ``--threads 1`` the steadiest figure under load. The
+inputs go through each model's processor inside the timed call. Prints ONE JSON object.
 
     python benchmarks/model_latency.py                    # 20 steps, batch 1 and 8
     python benchmarks/model_latency.py --threads 1 --autocast
@@ -35,14 +37,16 @@ def _time(pipes: dict[str, Any], n: int, steps: int, repeats: int) -> dict[str, 
     b = batch(n)
     images, texts = list(b["src"]), b["instruction"]
     runs: dict[str, list[tuple[float, float, float]]] = {k: [] for k in pipes}
+    cpu: dict[str, list[float]] = {k: [] for k in pipes}
     for i in range(repeats + 1):
         for name, pipe in pipes.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             g = torch.Generator().manual_seed(i)
-            out = pipe(images, texts, num_inference_steps=steps, generator=g)
-            total = time.perf_counter() - t0
+            out = pipe(image=images, prompt=texts, num_inference_steps=steps, generator=g)
+            total, cpu_s = time.perf_counter() - t0, time.process_time() - c0
             if i:  # the first run warms up kernels
                 runs[name].append((total, out.timings["reasoning_s"], out.timings["denoising_s"]))
+                cpu[name].append(cpu_s)
     row: dict[str, Any] = {}
     for name, rs in runs.items():
         best = min(rs)
@@ -51,11 +55,47 @@ def _time(pipes: dict[str, Any], n: int, steps: int, repeats: int) -> dict[str, 
             "reasoning_s": round(best[1] / n, 4),
             "denoising_s": round(best[2] / n, 4),
             "edit_s_median": round(statistics.median(r[0] for r in rs) / n, 4),
+            "edit_cpu_s_median": round(statistics.median(cpu[name]) / n, 4),
         }
     row["ratio"] = round(row["reasonbrain"]["edit_s"] / row["ip2p"]["edit_s"], 3)
     row["ratio_median"] = round(
         row["reasonbrain"]["edit_s_median"] / row["ip2p"]["edit_s_median"], 3
     )
+    row["ratio_cpu"] = round(
+        row["reasonbrain"]["edit_cpu_s_median"] / row["ip2p"]["edit_cpu_s_median"], 3
+    )
+    return row
+
+
+def _decoder(model: Any, n: int, repeats: int) -> dict[str, Any]:
+    """Rationale decoding alone (``max_rationale_tokens`` greedy steps, batch ``n``): the KV-cached
+    decoder vs the reference that re-encodes every row at every step (median CPU s per call)."""
+    import torch
+    from _tiny import batch
+
+    b = batch(n)
+    src = b["src"]
+    prompt = model.processor(b["instruction"], inference=True)
+    with torch.no_grad():
+        _, r_v, r_v_mask = model.visual_cues(src)
+    row: dict[str, Any] = {"batch": n, "tokens": model.config.max_rationale_tokens}
+    cpu: dict[str, list[float]] = {"cached_s": [], "uncached_s": []}
+    for i in range(repeats + 1):
+        for key, use_cache in (("cached_s", True), ("uncached_s", False)):
+            c0 = time.process_time()
+            model.mllm.reason(
+                src,
+                prompt["input_ids"],
+                prompt["attention_mask"],
+                r_v,
+                r_v_mask,
+                True,
+                use_cache=use_cache,
+            )
+            if i:
+                cpu[key].append(time.process_time() - c0)
+    row.update({k: round(statistics.median(v), 4) for k, v in cpu.items()})
+    row["speedup"] = round(row["uncached_s"] / row["cached_s"], 2)
     return row
 
 
@@ -95,6 +135,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     for n in args.batches:
         result["batches"][str(n)] = _time(pipes, n, args.steps, args.repeats)
+    result["rationale_decoding"] = _decoder(rb, max(args.batches), args.repeats)
     result["target_ratio"] = 1.15
     print(json.dumps(result))
     return result

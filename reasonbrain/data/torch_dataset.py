@@ -17,13 +17,18 @@ Batch contract (what models and training code receive from :func:`collate_edits`
       "category":       list[str]
       "mask":           FloatTensor[B, 1, H, W]   # affected region in [0, 1] (meta.mask), 0 if none
       "has_mask":       BoolTensor[B]             # whether the record has a mask
+      # with a processor (collate_edits(items, processor=model.processor)), its tensors too:
+      # input_ids, attention_mask, target_mask, text_input_ids, object_input_ids, … — see
+      # reasonbrain.models.processor. ``objects`` is the record's gold field: models never read
+      # it (phrases are extracted from the instruction, the same way at inference).
     }
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -158,11 +163,23 @@ class EditDataset(Dataset[dict[str, Any]]):
         }
 
 
-def collate_edits(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack images, keep text fields as lists (see the module docstring for the contract)."""
+class TextProcessor(Protocol):
+    """What :func:`collate_edits` needs from a model's processor
+    (``reasonbrain.models.processor.ReasonBrainProcessor``; ``data`` never imports ``models``)."""
+
+    def collate_text(self, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """Token/phrase tensors for the items' ``instruction`` and ``target_caption``."""
+        ...
+
+
+def collate_edits(
+    items: list[dict[str, Any]], processor: TextProcessor | None = None
+) -> dict[str, Any]:
+    """Stack images, keep text fields as lists and, with a model's ``processor``, add the token
+    tensors its ``forward`` reads (see the module docstring for the contract)."""
     if not items:
         raise ValueError("cannot collate an empty batch")
-    return {
+    batch = {
         "id": [it["id"] for it in items],
         "src": torch.stack([it["src"] for it in items]),
         "tgt": torch.stack([it["tgt"] for it in items]),
@@ -173,3 +190,6 @@ def collate_edits(items: list[dict[str, Any]]) -> dict[str, Any]:
         "mask": torch.stack([it["mask"] for it in items]),
         "has_mask": torch.tensor([bool(it["has_mask"]) for it in items]),
     }
+    if processor is not None:
+        batch.update(processor.collate_text(items))
+    return batch

@@ -133,8 +133,8 @@ class PipelinePredictor:
         import torch
 
         out = self.pipe(
-            [r.image.convert("RGB") for r in requests],
-            [r.instruction for r in requests],
+            image=[r.image.convert("RGB") for r in requests],
+            prompt=[r.instruction for r in requests],
             num_inference_steps=self.params.num_inference_steps,
             guidance_scale=self.params.guidance_scale,
             image_guidance_scale=self.params.image_guidance_scale,

@@ -3,9 +3,13 @@
 ::
 
     pipe = ReasonBrainPipeline.from_pretrained("models/tiny")
-    out = pipe(images, instructions, num_inference_steps=20, guidance_scale=2.0,
-               image_guidance_scale=1.5, generator=torch.Generator().manual_seed(0))
+    out = pipe(image=photo, prompt="What if the red candle burned for hours?",
+               num_inference_steps=20, guidance_scale=2.0, image_guidance_scale=1.5,
+               generator=torch.Generator().manual_seed(0))
     out.images[0].save("edit.png"); print(out.rationales[0])
+
+- Text and images go through the model's processor (tokens, object phrases, pixel tensors),
+  then the model runs on tensors; edits come back at each input's size (``output_size``).
 
 - The reasoning path (encoders, FRCE, MLLM, QFormer, CME) runs **once per edit**; only the UNet
   runs per denoising step.
@@ -27,9 +31,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from PIL import Image
@@ -47,32 +52,27 @@ class EditPipelineOutput:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _to_tensor(image: Image.Image | torch.Tensor, size: int) -> torch.Tensor:
+def _input_size(image: Image.Image | torch.Tensor) -> tuple[int, int]:
+    """``(width, height)`` of a PIL image or a ``[3, H, W]`` tensor."""
     if isinstance(image, torch.Tensor):
-        x = image.float()
-        if x.shape[-1] != size or x.shape[-2] != size:
-            x = torch.nn.functional.interpolate(x[None], size=(size, size), mode="bicubic")[0]
-        return x.clamp(-1, 1)
-    rgb = image.convert("RGB")
-    if rgb.size != (size, size):
-        rgb = rgb.resize((size, size), Image.Resampling.BICUBIC)
-    import numpy as np
-
-    arr = np.asarray(rgb, dtype=np.uint8)
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div(127.5).sub(1.0)
+        return int(image.shape[-1]), int(image.shape[-2])
+    return image.size
 
 
 class ReasonBrainPipeline:
-    """Wraps an :class:`~reasonbrain.models.base.EditModel` for inference.
+    """Wraps an :class:`~reasonbrain.models.base.EditModel` and its processor for inference.
 
     Args:
         model: a ReasonBrain (or ``ip2p``) model.
+        processor: its :class:`~reasonbrain.models.processor.ReasonBrainProcessor` (the model's
+            own when None).
         autocast: run under bf16 autocast on the model's device (faster; fp32 when False,
             bit-reproducible).
     """
 
-    def __init__(self, model: Any, autocast: bool = False) -> None:
+    def __init__(self, model: Any, processor: Any = None, autocast: bool = False) -> None:
         self.model = model.eval()
+        self.processor = processor if processor is not None else model.processor
         self.autocast = autocast
 
     @classmethod
@@ -100,47 +100,55 @@ class ReasonBrainPipeline:
     @torch.no_grad()
     def __call__(
         self,
-        images: Image.Image | torch.Tensor | list[Any],
-        instructions: str | list[str],
         *,
-        objects: list[list[str]] | None = None,
+        image: Image.Image | torch.Tensor | Sequence[Image.Image | torch.Tensor],
+        prompt: str | Sequence[str],
+        objects: Sequence[Sequence[str]] | None = None,
         num_inference_steps: int = 20,
         guidance_scale: float | None = None,
         image_guidance_scale: float | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
+        output_size: Literal["input", "model"] = "input",
     ) -> EditPipelineOutput:
-        """Edit a batch of images.
+        """Edit a batch of images (keyword arguments as in diffusers' InstructPix2Pix pipeline).
 
         Args:
-            images: one image or a list (PIL, or ``[3, H, W]`` tensors in ``[-1, 1]``).
-            instructions: one instruction per image.
-            objects: object phrases per image (extracted from the instruction when None).
+            image: one image or a list (PIL, or ``[3, H, W]`` tensors in ``[-1, 1]``).
+            prompt: one instruction per image.
+            objects: object phrases per image, overriding the processor's extractor (which the
+                model was trained with; use only when you know better).
             num_inference_steps: DDIM steps.
             guidance_scale: text guidance s_T (model default when None).
             image_guidance_scale: image guidance s_I (model default when None).
             generator: seeds the initial noise (CPU generator); a list gives one generator
                 per image (the diffusers convention), so each image's noise depends on its own
                 generator only, not on its position in the batch.
+            output_size: ``"input"`` (default) resizes each edit from the model's working
+                resolution back to its input's size (bicubic), as diffusers returns the input's
+                size; ``"model"`` returns the working resolution (``config.image_size``).
 
         Raises:
-            ValueError: the numbers of images and instructions differ.
+            ValueError: the numbers of images and prompts differ.
         """
         model = self.model
         cfg = model.config
-        imgs = images if isinstance(images, list) else [images]
-        texts = [instructions] if isinstance(instructions, str) else list(instructions)
+        imgs: list[Image.Image | torch.Tensor] = (
+            list(image) if isinstance(image, (list, tuple)) else [image]  # type: ignore[list-item]
+        )
+        texts = [prompt] if isinstance(prompt, str) else list(prompt)
         if len(imgs) != len(texts):
-            raise ValueError(f"{len(imgs)} images but {len(texts)} instructions")
+            raise ValueError(f"{len(imgs)} images but {len(texts)} prompts")
         s_t = cfg.guidance_scale if guidance_scale is None else guidance_scale
         s_i = cfg.image_guidance_scale if image_guidance_scale is None else image_guidance_scale
         dev = self.device
-        src = torch.stack([_to_tensor(im, cfg.image_size) for im in imgs]).to(dev)
+        t0 = time.perf_counter()
+        src = self.processor.preprocess_images(imgs).to(dev)
+        inputs = self.processor(texts, objects=objects, inference=True)
         b = src.shape[0]
         ctx = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.autocast)
 
-        t0 = time.perf_counter()
         with ctx:
-            conditioning = model.condition(src, texts, objects, inference=True)
+            conditioning = model.condition(src, inputs, inference=True)
         t1 = time.perf_counter()
 
         diffusion = model.diffusion
@@ -169,11 +177,17 @@ class ReasonBrainPipeline:
             latents = scheduler.step(guided, t, latents).prev_sample
         pixels = diffusion.codec.decode(latents.to(src_lat.dtype)).float().clamp(-1, 1)
         t2 = time.perf_counter()
+        edits = [to_pil(p) for p in pixels]
+        if output_size == "input":
+            edits = [
+                e
+                if e.size == _input_size(im)
+                else e.resize(_input_size(im), Image.Resampling.BICUBIC)
+                for e, im in zip(edits, imgs, strict=True)
+            ]
         rationales = conditioning.rationales or ["" for _ in texts]
         return EditPipelineOutput(
-            [to_pil(p) for p in pixels],
-            rationales,
-            {"reasoning_s": t1 - t0, "denoising_s": t2 - t1},
+            edits, rationales, {"reasoning_s": t1 - t0, "denoising_s": t2 - t1}
         )
 
 

@@ -6,7 +6,7 @@ into a conditioning sequence ``[B, L, cond_dim]`` (:meth:`EditModel.condition`).
 
 Training API (used by the Ray training loop)::
 
-    out = model(batch)          # batch as produced by reasonbrain.data.torch_dataset.collate_edits
+    out = model(batch)          # collate_edits(items, processor=model.processor): tensors only
     out.loss.backward()         # = w_mllm · out.loss_mllm + w_dm · out.loss_dm
     model.parameter_groups()    # {"new_modules": [...], "lora": [...], "diffusion": [...]}
 
@@ -75,6 +75,8 @@ class EditModel(nn.Module):
             self.null_cond = nn.Parameter(torch.zeros(1, cond_len, config.cond_dim))
         self.tokenizer: Any = None
         self.text_tokenizer: Any = None
+        #: text/images → tensors (reasonbrain.models.processor); set by the subclass
+        self.processor: Any = None
         #: state-dict key prefixes of frozen pretrained parts (not saved; reloaded from sources)
         self.frozen_pretrained_prefixes: list[str] = []
         #: config.json "meta" of a loaded model (params hash, data version, metrics)
@@ -82,15 +84,10 @@ class EditModel(nn.Module):
 
     # ------------------------------------------------------------------ reasoning path
     def condition(
-        self,
-        src: torch.Tensor,
-        instructions: list[str],
-        objects: list[list[str]] | None,
-        rationales: list[str] | None = None,
-        *,
-        inference: bool = False,
+        self, src: torch.Tensor, inputs: dict[str, Any], *, inference: bool = False
     ) -> Conditioning:
-        """Conditioning sequence for a batch (subclasses implement)."""
+        """Conditioning sequence for a batch; ``inputs`` holds the processor's tensors
+        (subclasses implement)."""
         raise NotImplementedError
 
     @property
@@ -123,13 +120,13 @@ class EditModel(nn.Module):
         device = self.device
         src = batch["src"].to(device)
         tgt = batch["tgt"].to(device)
-        rationales = batch.get("target_caption") if self.config.use_rationale else None
-        conditioning = self.condition(
-            src,
-            list(batch["instruction"]),
-            batch.get("objects"),
-            list(rationales) if rationales is not None else None,
-        )
+        missing = [k for k in self.processor.input_keys if k not in batch]
+        if missing:
+            raise ValueError(
+                f"batch lacks the processor's tensors {missing}: collate it with "
+                "collate_edits(items, processor=model.processor)"
+            )
+        conditioning = self.condition(src, batch)
         with torch.no_grad():  # IP2P: unscaled source latent, scaled target latent
             src_lat = self.diffusion.codec.encode_source(src)
             tgt_lat = self.diffusion.codec.encode(tgt)

@@ -23,6 +23,7 @@ from reasonbrain.models.base import Conditioning, EditModel
 from reasonbrain.models.config import ReasonBrainConfig
 from reasonbrain.models.diffusion import DiffusionBackbone
 from reasonbrain.models.encoders import TextEncoder
+from reasonbrain.models.processor import ReasonBrainProcessor
 
 
 class InstructPix2PixModel(EditModel):
@@ -46,6 +47,7 @@ class InstructPix2PixModel(EditModel):
         super().__init__(config, diffusion, config.max_text_tokens)
         self.tokenizer = text_tokenizer
         self.text_tokenizer = text_tokenizer
+        self.processor = ReasonBrainProcessor.from_model_config(config, text_tokenizer, text_tokenizer)
         self.text_encoder = TextEncoder(
             config.text,
             text_tokenizer,
@@ -55,21 +57,16 @@ class InstructPix2PixModel(EditModel):
         )
 
     def condition(
-        self,
-        src: torch.Tensor,
-        instructions: list[str],
-        objects: list[list[str]] | None,
-        rationales: list[str] | None = None,
-        *,
-        inference: bool = False,
+        self, src: torch.Tensor, inputs: dict[str, Any], *, inference: bool = False
     ) -> Conditioning:
-        """Instruction token features ``[B, max_text_tokens, cond_dim]``."""
-        tokens, _, _ = self.text_encoder(instructions)
-        return Conditioning(tokens, None, ["" for _ in instructions])
+        """Instruction token features ``[B, max_text_tokens, cond_dim]`` from the processor's
+        ``text_input_ids`` / ``text_attention_mask``."""
+        tokens, _, _ = self.text_encoder(inputs["text_input_ids"], inputs["text_attention_mask"])
+        return Conditioning(tokens, None, ["" for _ in range(tokens.shape[0])])
 
     def null_condition(self, batch_size: int) -> torch.Tensor:
         """The learned null sequence, or (``null_text="empty_prompt"``) the encoding of ``""``."""
         if self.config.null_text == "empty_prompt":
-            tokens, _, _ = self.text_encoder([""])
+            tokens, _, _ = self.text_encoder(*self.text_encoder.tokenize([""]))
             return tokens.expand(batch_size, -1, -1)
         return super().null_condition(batch_size)

@@ -6,8 +6,11 @@ Layout::
       config.json           ReasonBrainConfig (+ "meta": params hash, data version, metrics)
       model.safetensors     every trained tensor (tiny: all of them; paper: all but frozen
                             pretrained towers, which are reloaded from their sources)
+      processor_config.json the processor (text/images → tensors; reasonbrain.models.processor)
       tokenizer/            the MLLM tokenizer ([IMG_i] included)
       text_tokenizer/       the CLIP text tokenizer
+(a directory saved before processors existed has no processor_config.json: its processor is
+derived from config.json, so it still loads)
       README.md             model card
 
 Writing goes to a temporary sibling directory that is renamed into place only when complete.
@@ -90,8 +93,7 @@ def save_pretrained(
         cfg["meta"] = meta
         (tmp / CONFIG_NAME).write_text(json.dumps(cfg, indent=2, sort_keys=True), encoding="utf-8")
         save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
-        model.tokenizer.save_pretrained(str(tmp / "tokenizer"))
-        model.text_tokenizer.save_pretrained(str(tmp / "text_tokenizer"))
+        model.processor.save_pretrained(tmp)  # processor_config.json + both tokenizers
         (tmp / "README.md").write_text(_model_card(model, meta), encoding="utf-8")
     return out
 

@@ -5,8 +5,10 @@
 - :class:`TextEncoder` runs a ``CLIPTextModel`` and returns per-token features (for the CME text
   branch) and pooled phrase embeddings (for the ID controller's object phrases).
 
-Both take ``[-1, 1]`` images / raw strings and do their own preprocessing, so the same code
-serves the tiny (random-init, 64 px) and paper (pretrained ViT-L/14) worlds. A pretrained tower
+The image encoder takes ``[-1, 1]`` images and does its own CLIP normalisation; the text encoder
+takes token ids from :class:`~reasonbrain.models.processor.ReasonBrainProcessor` (tokenisation
+never runs inside the model's forward). The same code serves the tiny (random-init) and paper
+(pretrained ViT-L/14) worlds. A pretrained tower
 may be frozen in another dtype (bf16) than the trainable layers around it (fp32): inputs are cast
 to the tower's dtype and its features handed on in fp32.
 """
@@ -78,8 +80,8 @@ class TextEncoder(nn.Module):
 
     Args:
         text_config: a ``CLIPTextConfig`` dict (its ``eos_token_id`` locates the pooled token).
-        tokenizer: tokenizer that adds BOS/EOS with ``add_special_tokens=True``.
-        max_tokens: instructions are padded/truncated to this many tokens.
+        tokenizer: the tokenizer of these ids (the processor holds it; kept for reference).
+        max_tokens: the processor pads/truncates instructions and phrases to this many tokens.
         model: an already-loaded ``CLIPTextModel`` (paper preset); built from the config if None.
         use_attention_mask: pass the padding mask to the encoder. Stable Diffusion and
             InstructPix2Pix encode the padded prompt *without* one (every padding position's
@@ -105,27 +107,28 @@ class TextEncoder(nn.Module):
         self.hidden_size = cfg.hidden_size
         self.use_attention_mask = use_attention_mask
 
-    def tokenize(self, texts: list[str], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``input_ids`` and ``attention_mask`` ``[N, max_tokens]``."""
+    def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and padding mask ``[N, max_tokens]`` of ``texts``, padded as diffusers'
+        ``encode_prompt`` pads (``padding="max_length"``). For set-up work only (e.g. the
+        encoding of ``""``); batches are tokenised by the processor, outside ``forward``."""
         enc = self.tokenizer(
-            texts,
-            padding="max_length",
-            truncation=True,
-            max_length=self.max_tokens,
+            texts, padding="max_length", truncation=True, max_length=self.max_tokens,
             return_tensors="pt",
         )
-        return enc["input_ids"].to(device), enc["attention_mask"].to(device)
+        return enc["input_ids"], enc["attention_mask"].bool()
 
-    def forward(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Encode ``texts``.
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Encode token ids ``[N, L]`` (from the processor, padded to ``max_tokens``).
 
         Returns:
             ``tokens`` ``[N, L, hidden]``, ``mask`` ``[N, L]`` bool, ``pooled`` ``[N, hidden]``.
         """
         device = next(self.clip.parameters()).device
-        if not texts:
-            z = torch.zeros(0, self.max_tokens, self.hidden_size, device=device)
-            return z, torch.zeros(0, self.max_tokens, dtype=torch.bool, device=device), z[:, 0]
-        ids, mask = self.tokenize(texts, device)
-        out = self.clip(input_ids=ids, attention_mask=mask if self.use_attention_mask else None)
+        if input_ids.shape[0] == 0:
+            z = torch.zeros(0, input_ids.shape[1], self.hidden_size, device=device)
+            return z, torch.zeros(0, input_ids.shape[1], dtype=torch.bool, device=device), z[:, 0]
+        ids, mask = input_ids.to(device), attention_mask.to(device)
+        out = self.clip(input_ids=ids, attention_mask=mask.long() if self.use_attention_mask else None)
         return out.last_hidden_state.float(), mask.bool(), out.pooler_output.float()

@@ -1,8 +1,9 @@
 """The MLLM: LLaVA with FRCE cues as soft tokens and r learnable ``[IMG_i]`` tokens (DESIGN §4.3).
 
-Sequence fed to the language model, one row per edit (right-padded)::
+MLLMInput fed to the language model, one row per edit (tokens from
+:class:`~reasonbrain.models.processor.ReasonBrainProcessor`; padding between cues and body)::
 
-    [BOS] <image>×n_img  <cue>×n_cue  instruction…  [rationale…]  [IMG_0] … [IMG_{r-1}]
+    [BOS] <image>×n_img  <cue>×n_cue  pad…  instruction…  [rationale…]  [IMG_0] … [IMG_{r-1}]
 
 - ``<image>`` positions receive LLaVA's projected vision features (``get_image_features``).
 - ``<cue>`` positions receive the FRCE cues (R_V, R_T) through a linear projection; padded cues are
@@ -14,6 +15,8 @@ Sequence fed to the language model, one row per edit (right-padded)::
 - L_MLLM is next-token cross-entropy over exactly the rationale tokens (when enabled) and the
   ``[IMG_i]`` tokens: a position ``t`` is a target iff ``target_mask[t]``; it is predicted from the
   hidden state at ``t - 1``. Logits are computed only there.
+- Inference decodes the rationale greedily with a KV cache (:meth:`ReasoningMLLM.reason`): every
+  row ends at the last column, so each step feeds one token per row.
 - Pretrained LLMs are adapted with LoRA (peft) injected into the **language model only** — the
   vision tower has modules with the same names (``q_proj`` …), so targeting by name alone would
   silently adapt it too (a DESIGN §4 trap).
@@ -29,17 +32,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from reasonbrain.models.encoders import clip_preprocess
-
-
-@dataclass
-class TokenBatch:
-    """Token ids of a batch of MLLM sequences (right-padded)."""
-
-    ids: torch.Tensor  # [B, T] long
-    attention: torch.Tensor  # [B, T] bool (cue padding still True here; masked in embed)
-    target_mask: torch.Tensor  # [B, T] bool — positions L_MLLM predicts
-    cue_start: int
-    n_cue: int
 
 
 @dataclass
@@ -137,45 +129,7 @@ class ReasoningMLLM(nn.Module):
             for name, p in self.llava.model.language_model.named_parameters():
                 p.requires_grad_("lora_" in name)
 
-    # ---------------------------------------------------------------------------- tokens
-    def build_tokens(
-        self,
-        instructions: list[str],
-        n_cue: int,
-        rationales: list[str] | None = None,
-        *,
-        with_img_tokens: bool = True,
-        rationale_is_target: bool = True,
-    ) -> TokenBatch:
-        """Token ids for a batch (see the module docstring for the layout)."""
-        tok = self.tokenizer
-        instr = tok(instructions, add_special_tokens=False)["input_ids"]
-        rat: list[list[int]] = [[] for _ in instructions]
-        if rationales is not None:
-            enc = tok(list(rationales), add_special_tokens=False)["input_ids"]
-            rat = [list(x)[: self.max_rationale_tokens] for x in enc]
-        img = self.img_ids.tolist() if with_img_tokens else []
-        head = [self.bos_id] + [self.image_token_id] * self.n_image_tokens + [self.pad_id] * n_cue
-        rows, targets = [], []
-        for ins, ra in zip(instr, rat, strict=True):
-            body = list(ins)[: self.max_instruction_tokens]
-            rows.append(head + body + ra + img)
-            t = [False] * (len(head) + len(body)) + [rationale_is_target] * len(ra)
-            targets.append(t + [True] * len(img))
-        length = max(len(r) for r in rows)
-        ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
-        attention = torch.zeros(len(rows), length, dtype=torch.bool)
-        target = torch.zeros(len(rows), length, dtype=torch.bool)
-        for i, (row, t) in enumerate(zip(rows, targets, strict=True)):
-            ids[i, : len(row)] = torch.tensor(row)
-            attention[i, : len(row)] = True
-            target[i, : len(row)] = torch.tensor(t)
-        dev = self.img_ids.device
-        return TokenBatch(
-            ids.to(dev), attention.to(dev), target.to(dev), 1 + self.n_image_tokens, n_cue
-        )
-
-    # ---------------------------------------------------------------------------- embeds
+    # ---------------------------------------------------------------------------- sequence
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
         """LLaVA's projected vision features ``[B, n_img, d]`` for ``[-1, 1]`` images."""
         pixels = clip_preprocess(images, self.vision_size)
@@ -183,34 +137,61 @@ class ReasoningMLLM(nn.Module):
         feats = self.llava.model.get_image_features(pixel_values=pixels).pooler_output
         return torch.stack(list(feats)) if isinstance(feats, (list, tuple)) else feats
 
-    def embed(
-        self,
-        tokens: TokenBatch,
-        image_feats: torch.Tensor,
-        cues: torch.Tensor | None,
-        cue_mask: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``inputs_embeds`` ``[B, T, d]`` and the 2-D attention mask for a token batch."""
-        ids = tokens.ids
+    @property
+    def cue_start(self) -> int:
+        """Where the FRCE cue tokens go: after ``[BOS]`` and the ``<image>`` tokens."""
+        return 1 + self.n_image_tokens
+
+    def embed_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """Token embeddings ``[..., d]``: LLaVA's table for the base vocabulary, ``new_embed`` for
+        the ``[IMG_i]`` tokens."""
         is_new = ids >= self.base_vocab_size
         base = self.llava.get_input_embeddings()(ids.clamp(max=self.base_vocab_size - 1))
         new = self.new_embed((ids - self.base_vocab_size).clamp(min=0))
-        x = torch.where(is_new[..., None], new.to(base.dtype), base)
-        img_pos = ids == self.image_token_id
-        x = x.masked_scatter(img_pos[..., None], image_feats.to(x.dtype))
-        attention = tokens.attention.clone()
-        if tokens.n_cue:
-            if cues is None or cue_mask is None or self.cue_proj is None:
-                raise ValueError("cue slots requested but no cues given")
-            s, n = tokens.cue_start, tokens.n_cue
-            x = torch.cat([x[:, :s], self.cue_proj(cues).to(x.dtype), x[:, s + n :]], dim=1)
-            attention[:, s : s + n] = cue_mask
-        return x, attention
+        return torch.where(is_new[..., None], new.to(base.dtype), base)
 
-    def hidden_states(self, embeds: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
-        """Last-layer hidden states ``[B, T, d]`` of the language model."""
+    def assemble(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        image_feats: torch.Tensor,
+        cues: torch.Tensor | None,
+        cue_mask: torch.Tensor | None,
+    ) -> MLLMInput:
+        """The processor's token batch with vision features and cues: see :class:`MLLMInput`."""
+        x = self.embed_ids(input_ids)
+        img_pos = input_ids == self.image_token_id
+        x = x.masked_scatter(img_pos[..., None], image_feats.to(x.dtype))
+        attention = attention_mask.bool()
+        real = attention
+        ids = input_ids
+        if cues is not None:
+            if cue_mask is None or self.cue_proj is None:
+                raise ValueError("cues given but the MLLM has no cue projection (or no cue mask)")
+            s, (b, n) = self.cue_start, cues.shape[:2]
+            ones = torch.ones(b, n, dtype=torch.bool, device=attention.device)
+            x = torch.cat([x[:, :s], self.cue_proj(cues).to(x.dtype), x[:, s:]], dim=1)
+            attention = torch.cat([attention[:, :s], cue_mask.bool(), attention[:, s:]], dim=1)
+            real = torch.cat([real[:, :s], ones, real[:, s:]], dim=1)
+            ids = torch.cat(
+                [ids[:, :s], torch.full_like(ones, self.pad_id, dtype=ids.dtype), ids[:, s:]], 1
+            )
+        return MLLMInput(x, attention, real, ids)
+
+    def hidden_states(
+        self,
+        embeds: torch.Tensor,
+        attention: torch.Tensor,
+        position_ids: torch.Tensor,
+        cache: Any = None,
+    ) -> torch.Tensor:
+        """Last-layer hidden states ``[B, T, d]`` (``attention`` covers cached + new columns)."""
         out = self.llava.model.language_model(
-            inputs_embeds=embeds, attention_mask=attention.long(), use_cache=False
+            inputs_embeds=embeds,
+            attention_mask=attention.long(),
+            position_ids=position_ids,
+            cache=cache,
+            use_cache=cache is not None,
         )
         return out.last_hidden_state
 
@@ -232,107 +213,202 @@ class ReasoningMLLM(nn.Module):
         pos = hits.float().argmax(1)  # [B, r]
         return h.gather(1, pos[..., None].expand(-1, -1, h.shape[-1]))
 
-    def mllm_loss(self, tokens: TokenBatch, h: torch.Tensor) -> torch.Tensor:
-        """Next-token cross-entropy over exactly the ``target_mask`` positions."""
-        target = tokens.target_mask.clone()
-        target[:, 0] = False
+    def mllm_loss(
+        self, ids: torch.Tensor, target: torch.Tensor, real: torch.Tensor, h: torch.Tensor
+    ) -> torch.Tensor:
+        """Next-token cross-entropy over exactly the ``target`` positions, each predicted from the
+        hidden state of the previous *real* token (padding sits between prefix and body)."""
+        t = ids.shape[1]
+        arange = torch.arange(t, device=ids.device).expand_as(ids)
+        last_real = torch.cummax(torch.where(real, arange, -1), dim=1).values
+        prev = torch.cat([torch.full_like(last_real[:, :1], -1), last_real[:, :-1]], dim=1)
+        target = target & (prev >= 0)
         b_idx, t_idx = target.nonzero(as_tuple=True)
-        logits = self.logits(h[b_idx, t_idx - 1]).float()
-        return F.cross_entropy(logits, tokens.ids[b_idx, t_idx])
+        logits = self.logits(h[b_idx, prev[b_idx, t_idx]]).float()
+        return F.cross_entropy(logits, ids[b_idx, t_idx])
 
     # ---------------------------------------------------------------------------- forward
     def forward(
         self,
         images: torch.Tensor,
-        instructions: list[str],
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        target_mask: torch.Tensor,
         cues: torch.Tensor | None,
         cue_mask: torch.Tensor | None,
-        rationales: list[str] | None = None,
     ) -> MLLMOutput:
-        """Teacher-forced pass: V and L_MLLM (over the rationale, if given, and ``[IMG_i]``)."""
-        n_cue = 0 if cues is None else cues.shape[1]
-        tokens = self.build_tokens(instructions, n_cue, rationales)
-        embeds, attention = self.embed(tokens, self.image_features(images), cues, cue_mask)
-        h = self.hidden_states(embeds, attention)
-        return MLLMOutput(self.gather_img_states(tokens.ids, h), self.mllm_loss(tokens, h))
+        """Teacher-forced pass over a processor batch: V and L_MLLM (rationale + ``[IMG_i]``)."""
+        seq = self.assemble(input_ids, attention_mask, self.image_features(images), cues, cue_mask)
+        h = self.hidden_states(seq.embeds, seq.attention, seq.position_ids)
+        target = target_mask.bool()
+        if cues is not None:
+            s, n = self.cue_start, cues.shape[1]
+            gap = torch.zeros(target.shape[0], n, dtype=torch.bool, device=target.device)
+            target = torch.cat([target[:, :s], gap, target[:, s:]], dim=1)
+        loss = self.mllm_loss(seq.ids, target, seq.real, h)
+        return MLLMOutput(self.gather_img_states(seq.ids, h), loss)
+
+    def _banned(self, device: torch.device) -> torch.Tensor:
+        """Tokens a rationale may not contain (only ``[IMG_0]`` or ``[EOS]`` may end it)."""
+        banned = torch.zeros(self.base_vocab_size + len(self.img_ids), dtype=torch.bool)
+        banned[self.base_vocab_size + 1 :] = True
+        special = {self.pad_id, self.bos_id, self.image_token_id}
+        special |= set(getattr(self.tokenizer, "all_special_ids", []))
+        for s in special - {self.eos_id}:
+            if 0 <= s < self.base_vocab_size:
+                banned[s] = True
+        return banned.to(device)
 
     @torch.no_grad()
     def reason(
         self,
         images: torch.Tensor,
-        instructions: list[str],
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
         cues: torch.Tensor | None,
         cue_mask: torch.Tensor | None,
         decode_rationale: bool,
-    ) -> tuple[torch.Tensor, list[str]]:
+        *,
+        use_cache: bool = True,
+    ) -> tuple[torch.Tensor, list[list[int]]]:
         """Inference: greedily decode a rationale (optional), then append ``[IMG_i]`` → V.
 
-        Decoding stops for a row when it predicts ``[IMG_0]`` or ``[EOS]``, or after
-        ``max_rationale_tokens``. Sequences are re-encoded each step (no KV cache): rationales
-        are short, and this keeps one code path for every row length.
-        """
-        n_cue = 0 if cues is None else cues.shape[1]
-        feats = self.image_features(images)
-        generated: list[list[int]] = [[] for _ in instructions]
-        if decode_rationale and self.max_rationale_tokens > 0:
-            banned = torch.zeros(self.base_vocab_size + len(self.img_ids), dtype=torch.bool)
-            banned[self.base_vocab_size + 1 :] = True  # only [IMG_0] may end a rationale
-            special = {self.pad_id, self.bos_id, self.image_token_id}
-            special |= set(getattr(self.tokenizer, "all_special_ids", []))
-            for s in special - {self.eos_id}:
-                if 0 <= s < self.base_vocab_size:
-                    banned[s] = True
-            banned = banned.to(feats.device)
-            done = [False] * len(instructions)
-            for _ in range(self.max_rationale_tokens):
-                tokens = self._tokens_with_ids(instructions, n_cue, generated)
-                embeds, attention = self.embed(tokens, feats, cues, cue_mask)
-                h = self.hidden_states(embeds, attention)
-                last = tokens.attention.sum(1) - 1  # last real token of each row
-                logits = self.logits(h[torch.arange(h.shape[0]), last]).float()
-                nxt = logits.masked_fill(banned, float("-inf")).argmax(-1).tolist()
-                for i, t in enumerate(nxt):
-                    if done[i]:
-                        continue
-                    if t in (int(self.img_ids[0]), self.eos_id):
-                        done[i] = True
-                    else:
-                        generated[i].append(t)
-                if all(done):
-                    break
-        tokens = self._tokens_with_ids(instructions, n_cue, generated, with_img_tokens=True)
-        embeds, attention = self.embed(tokens, feats, cues, cue_mask)
-        h = self.hidden_states(embeds, attention)
-        rationales = [self.tokenizer.decode(g, skip_special_tokens=True).strip() for g in generated]
-        return self.gather_img_states(tokens.ids, h), rationales
+        ``input_ids`` is a processor batch made with ``inference=True`` (prompt only). Decoding
+        stops for a row when it predicts ``[IMG_0]`` or ``[EOS]``, or after
+        ``max_rationale_tokens``. With ``use_cache`` (the default) the prompt is encoded once and
+        each step feeds one token per row against the KV cache (rows end at the same column, so
+        one step serves the whole batch; a finished row feeds a masked pad). ``use_cache=False``
+        re-encodes every row from scratch at every step — the reference implementation (the
+        pre-cache algorithm), kept as the oracle the cached path is tested against.
 
-    def _tokens_with_ids(
-        self,
-        instructions: list[str],
-        n_cue: int,
-        rationale_ids: list[list[int]],
-        *,
-        with_img_tokens: bool = False,
-    ) -> TokenBatch:
-        """Like :meth:`build_tokens` but with already-tokenised rationales."""
-        base = self.build_tokens(instructions, n_cue, None, with_img_tokens=False)
-        lengths = base.attention.sum(1).tolist()
-        img = self.img_ids.tolist() if with_img_tokens else []
-        rows = [
-            base.ids[i, : lengths[i]].tolist() + list(rationale_ids[i]) + img
-            for i in range(len(instructions))
-        ]
-        length = max(len(r) for r in rows)
-        ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
-        attention = torch.zeros(len(rows), length, dtype=torch.bool)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = torch.tensor(row)
-            attention[i, : len(row)] = True
-        dev = self.img_ids.device
-        return TokenBatch(
-            ids.to(dev),
-            attention.to(dev),
-            torch.zeros_like(attention).to(dev),
-            base.cue_start,
-            n_cue,
+        Returns:
+            V ``[B, r, d]`` and the decoded rationale token ids of each row.
+        """
+        seq = self.assemble(input_ids, attention_mask, self.image_features(images), cues, cue_mask)
+        steps = self.max_rationale_tokens if decode_rationale else 0
+        if not use_cache:
+            return self._reason_uncached(seq, steps)
+        b, r = seq.embeds.shape[0], len(self.img_ids)
+        dev = seq.embeds.device
+        img = self.img_ids[None].expand(b, -1)
+        next_pos = seq.real.long().sum(1)  # position id of each row's next token
+        generated = torch.full((b, max(steps, 1)), self.pad_id, dtype=torch.long, device=dev)
+        n_generated = torch.zeros(b, dtype=torch.long, device=dev)
+        pending = torch.full((b, 0), self.pad_id, dtype=torch.long, device=dev)
+        pending_mask = torch.zeros(b, 0, dtype=torch.bool, device=dev)
+        cache: Any = None
+        attention = seq.attention
+        if steps > 0:
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=self.llava.config.text_config)
+            banned = self._banned(dev)
+            stop_ids = torch.tensor([int(self.img_ids[0]), self.eos_id], device=dev)
+            done = torch.zeros(b, dtype=torch.bool, device=dev)
+            h = self.hidden_states(seq.embeds, attention, seq.position_ids, cache)
+            for step in range(steps):
+                if step:
+                    attention = torch.cat([attention, pending_mask], dim=1)
+                    h = self.hidden_states(
+                        self.embed_ids(pending), attention, next_pos[:, None], cache
+                    )
+                    next_pos = next_pos + pending_mask[:, 0].long()
+                logits = self.logits(h[:, -1]).float().masked_fill(banned, float("-inf"))
+                choice = logits.argmax(-1)
+                stop = torch.isin(choice, stop_ids)
+                take = ~done & ~stop
+                done = done | stop
+                generated[:, step] = torch.where(take, choice, self.pad_id)
+                n_generated += take.long()
+                pending, pending_mask = (
+                    torch.where(take, choice, self.pad_id)[:, None],
+                    take[:, None],
+                )
+                if bool(done.all()):
+                    break
+        # the last decoded token (if any row took one) and the [IMG_i] tokens, in one pass
+        chunk = torch.cat([pending, img], dim=1)
+        attention = torch.cat([attention, pending_mask, torch.ones_like(img, dtype=torch.bool)], 1)
+        offsets = torch.arange(r, device=dev)[None] + pending_mask.long().sum(1, keepdim=True)
+        position_ids = torch.cat(
+            [next_pos[:, None].expand(-1, pending.shape[1]), next_pos[:, None] + offsets], 1
         )
+        if cache is None:  # no rationale: prompt and [IMG_i] in one pass, no cache needed
+            embeds = torch.cat([seq.embeds, self.embed_ids(chunk)], dim=1)
+            h = self.hidden_states(
+                embeds, attention, torch.cat([seq.position_ids, position_ids], 1)
+            )
+        else:
+            h = self.hidden_states(self.embed_ids(chunk), attention, position_ids, cache)
+        guidance = self.gather_img_states(chunk, h[:, -chunk.shape[1] :])
+        rows = [generated[i, : int(n)].tolist() for i, n in enumerate(n_generated)]
+        return guidance, rows
+
+    def _reason_uncached(self, seq: MLLMInput, steps: int) -> tuple[torch.Tensor, list[list[int]]]:
+        """The reference decoder: every step re-encodes each row (its real tokens, right-padded,
+        positions 0…n-1) and reads the logits at its last token."""
+        b = seq.embeds.shape[0]
+        prompts = [seq.embeds[i][seq.real[i]] for i in range(b)]
+        prompt_att = [seq.attention[i][seq.real[i]] for i in range(b)]
+        generated: list[list[int]] = [[] for _ in range(b)]
+        banned = self._banned(seq.embeds.device)
+
+        def run(extra: list[list[int]]) -> tuple[torch.Tensor, list[int], torch.Tensor]:
+            embeds, atts, ids = [], [], []
+            for i in range(b):
+                tail = torch.tensor(extra[i], dtype=torch.long, device=seq.embeds.device)
+                embeds.append(torch.cat([prompts[i], self.embed_ids(tail)]))
+                atts.append(torch.cat([prompt_att[i], torch.ones_like(tail, dtype=torch.bool)]))
+                ids.append(
+                    torch.cat(
+                        [torch.full((len(prompts[i]),), self.pad_id, device=tail.device), tail]
+                    )
+                )
+            lengths = [len(e) for e in embeds]
+            t = max(lengths)
+            x = seq.embeds.new_zeros(b, t, seq.embeds.shape[-1])
+            att = torch.zeros(b, t, dtype=torch.bool, device=x.device)
+            id_pad = torch.full((b, t), self.pad_id, dtype=torch.long, device=x.device)
+            for i in range(b):
+                x[i, : lengths[i]], att[i, : lengths[i]], id_pad[i, : lengths[i]] = (
+                    embeds[i],
+                    atts[i],
+                    ids[i],
+                )
+            pos = torch.arange(t, device=x.device)[None].expand(b, -1)
+            return self.hidden_states(x, att, pos), lengths, id_pad
+
+        done = [False] * b
+        for _ in range(steps):
+            h, lengths, _ = run(generated)
+            last = torch.tensor(lengths, device=h.device) - 1
+            logits = (
+                self.logits(h[torch.arange(b), last]).float().masked_fill(banned, float("-inf"))
+            )
+            for i, t in enumerate(logits.argmax(-1).tolist()):
+                if done[i]:
+                    continue
+                if t in (int(self.img_ids[0]), self.eos_id):
+                    done[i] = True
+                else:
+                    generated[i].append(t)
+            if all(done):
+                break
+        img = self.img_ids.tolist()
+        h, _, ids = run([g + img for g in generated])
+        return self.gather_img_states(ids, h), generated
+
+
+@dataclass
+class MLLMInput:
+    """An assembled MLLM input: embeddings and masks after inserting vision features and cues."""
+
+    embeds: torch.Tensor  # [B, T, d]
+    attention: torch.Tensor  # [B, T] bool — what may be attended to (cue padding masked)
+    real: torch.Tensor  # [B, T] bool — positions that exist (every cue slot; no text padding)
+    ids: torch.Tensor  # [B, T] long — token ids (pad at cue slots), for [IMG_i] lookup
+
+    @property
+    def position_ids(self) -> torch.Tensor:
+        """Rotary positions that skip the padding: the same as for the unpadded row."""
+        return (self.real.long().cumsum(1) - 1).clamp(min=0)

@@ -518,7 +518,7 @@ def _init_null_from_empty_prompt(model: EditModel, text_encoder: nn.Module, tok:
     c = model.config
     enc = TextEncoder(c.text, tok, c.max_text_tokens, model=text_encoder, use_attention_mask=False)
     with torch.no_grad():
-        tokens, _, _ = enc([""])  # [1, T, width]
+        tokens, _, _ = enc(*enc.tokenize([""]))  # [1, T, width]
         if tokens.shape[-1] != c.cond_dim:
             return  # another width: the zero init stays
         length = model.null_cond.shape[1]

@@ -4,8 +4,10 @@ The reasoning path (:meth:`ReasonBrainModel.condition`) in order:
 
 1. E_I: multi-layer CLIP patch tokens of the source image (if any visual cue is on).
 2. Region proposer → masks; VRCB → R_V = [patch branch ; region branch] with type embeddings.
-3. ID controller: object phrases (E_T pooled) attend to R_V → R_T.
-4. MLLM: image + instruction + [R_V; R_T] as soft tokens (+ rationale) + ``[IMG_i]`` → V, L_MLLM.
+3. ID controller: object phrases (extracted from the instruction by the processor, in training
+   and inference alike; E_T pooled) attend to R_V → R_T.
+4. MLLM: image + instruction + [R_V; R_T] as soft tokens (+ rationale) + ``[IMG_i]`` → V, L_MLLM
+   (at inference the rationale is decoded greedily with a KV cache).
 5. QFormer: V → V̂ (N tokens, ``cond_dim``).
 6. CME: visual branch (patch tokens ↔ R_V, reading V̂) → R̄_V; text branch (instruction
    tokens ↔ R_T, reading V̂) → R̄_T.
@@ -35,7 +37,7 @@ from reasonbrain.models.frce import VisualCueBranch
 from reasonbrain.models.grounding import GroundingHead
 from reasonbrain.models.id_controller import IDController
 from reasonbrain.models.mllm import ReasoningMLLM
-from reasonbrain.models.objects import extract_objects
+from reasonbrain.models.processor import ReasonBrainProcessor
 from reasonbrain.models.qformer import QFormer
 from reasonbrain.models.region_proposer import ColorComponentsProposer, RegionProposer
 
@@ -72,6 +74,7 @@ class ReasonBrainModel(EditModel):
         super().__init__(c, diffusion, c.num_queries + n_visual_cme + n_text_cme)
         self.tokenizer = tokenizer
         self.text_tokenizer = text_tokenizer
+        self.processor = ReasonBrainProcessor.from_model_config(c, tokenizer, text_tokenizer)
 
         self.image_encoder: ImageEncoder | None = None
         self.visual_branch: VisualCueBranch | None = None
@@ -153,41 +156,34 @@ class ReasonBrainModel(EditModel):
         r_v, r_v_mask = self.visual_branch(patches, masks, valid)
         return patches, r_v, r_v_mask
 
-    def phrase_tokens(self, objects: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """One pooled E_T token per object phrase: ``[B, M, D]`` and mask ``[B, M]``."""
+    def phrase_tokens(
+        self, ids: torch.Tensor, attention: torch.Tensor, present: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One pooled E_T token per object phrase: ``[B, M, D]`` and mask ``[B, M]``.
+
+        ``ids``/``attention`` are the processor's ``object_input_ids``/``object_attention_mask``
+        ``[B, M, L]``; only the ``present`` slots ``[B, M]`` are encoded.
+        """
         assert self.text_encoder is not None and self.phrase_proj is not None
-        m = self.config.max_objects
-        b = len(objects)
-        kept = [list(o)[:m] for o in objects]
-        flat = [p for o in kept for p in o]
-        _, _, pooled = self.text_encoder(flat)
+        dev = self.device
+        present = present.to(dev).bool()
+        _, _, pooled = self.text_encoder(ids.to(dev)[present], attention.to(dev)[present])
         proj = self.phrase_proj(pooled)
-        out = proj.new_zeros(b, m, proj.shape[-1])
-        mask = torch.zeros(b, m, dtype=torch.bool, device=proj.device)
-        i = 0
-        for row, phrases in enumerate(kept):
-            n = len(phrases)
-            if n:
-                out[row, :n] = proj[i : i + n]
-                mask[row, :n] = True
-            i += n
-        return out, mask
+        out = proj.new_zeros(*present.shape, proj.shape[-1])
+        out[present] = proj
+        return out, present
 
     # ---------------------------------------------------------------------- condition
     def condition(
-        self,
-        src: torch.Tensor,
-        instructions: list[str],
-        objects: list[list[str]] | None,
-        rationales: list[str] | None = None,
-        *,
-        inference: bool = False,
+        self, src: torch.Tensor, inputs: dict[str, Any], *, inference: bool = False
     ) -> Conditioning:
-        """The reasoning path (see the module docstring). ``inference`` decodes the rationale
-        greedily instead of teacher-forcing ``rationales``."""
+        """The reasoning path (see the module docstring) on a processor batch ``inputs``.
+
+        Training (``inference=False``) teacher-forces the rationale and ``[IMG_i]`` tokens the
+        processor appended; inference decodes the rationale (KV cache) and appends ``[IMG_i]``.
+        """
         c = self.config
-        if objects is None:
-            objects = [extract_objects(t, c.object_phrases, c.max_objects) for t in instructions]
+        dev = self.device
         patches = r_v = r_v_mask = r_t = r_t_mask = None
         cues: list[torch.Tensor] = []
         cue_masks: list[torch.Tensor] = []
@@ -198,7 +194,9 @@ class ReasonBrainModel(EditModel):
         ground_logits = ground_valid = None
         if self.has_rt:
             assert self.id_controller is not None and r_v is not None and r_v_mask is not None
-            phrases, phrase_mask = self.phrase_tokens(objects)
+            phrases, phrase_mask = self.phrase_tokens(
+                inputs["object_input_ids"], inputs["object_attention_mask"], inputs["object_mask"]
+            )
             r_t, r_t_mask = self.id_controller(phrases, phrase_mask, r_v, r_v_mask)
             cues.append(r_t)
             cue_masks.append(r_t_mask)
@@ -209,14 +207,18 @@ class ReasonBrainModel(EditModel):
         cue = torch.cat(cues, 1) if cues else None
         cue_mask = torch.cat(cue_masks, 1) if cue_masks else None
 
+        ids = inputs["input_ids"].to(dev)
+        attention = inputs["attention_mask"].to(dev)
         loss_mllm: torch.Tensor | None = None
         out_rationales: list[str] = []
         if inference:
-            guidance, out_rationales = self.mllm.reason(
-                src, instructions, cue, cue_mask, decode_rationale=c.use_rationale
+            guidance, rationale_ids = self.mllm.reason(
+                src, ids, attention, cue, cue_mask, decode_rationale=c.use_rationale
             )
+            out_rationales = self.processor.decode_rationales(rationale_ids)
         else:
-            out = self.mllm(src, instructions, cue, cue_mask, rationales)
+            target = inputs["target_mask"].to(dev)
+            out = self.mllm(src, ids, attention, target, cue, cue_mask)
             guidance, loss_mllm = out.guidance, out.loss
         v_hat = self.qformer(guidance)
 
@@ -227,7 +229,9 @@ class ReasonBrainModel(EditModel):
             parts.append(self.cme_visual(patches, ones, v_hat, r_v, r_v_mask))
         if self.cme_text is not None:
             assert self.text_encoder is not None and r_t is not None and r_t_mask is not None
-            tokens, token_mask, _ = self.text_encoder(instructions)
+            tokens, token_mask, _ = self.text_encoder(
+                inputs["text_input_ids"], inputs["text_attention_mask"]
+            )
             parts.append(self.cme_text(tokens, token_mask, v_hat, r_t, r_t_mask))
         return Conditioning(
             torch.cat(parts, dim=1), loss_mllm, out_rationales, ground_logits, ground_valid

@@ -79,14 +79,29 @@ def shard_indices(
 
 
 class BatchSource:
-    """Batches of a (pre-loaded) dataset by index, in the :func:`collate_edits` contract."""
+    """Batches of a (pre-loaded) dataset by index, in the :func:`collate_edits` contract.
 
-    def __init__(self, dataset: EditDataset) -> None:
+    With the model's ``processor``, each record's text is tokenised (and its object phrases
+    extracted) once, on first use, and cached: later epochs only pad (outside the model's
+    forward, as the processor contract requires).
+    """
+
+    def __init__(self, dataset: EditDataset, processor: Any = None) -> None:
         self.dataset = dataset
+        self.processor = processor
+        self._text: dict[int, Any] = {}
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def batch(self, indices: list[int]) -> dict[str, Any]:
         """Collate the given samples."""
-        return collate_edits([self.dataset[i] for i in indices])
+        items = [self.dataset[i] for i in indices]
+        if self.processor is not None:
+            for i, item in zip(indices, items, strict=True):
+                if i not in self._text:
+                    self._text[i] = self.processor.encode(
+                        item["instruction"], item["target_caption"] or None
+                    )
+                item["text_features"] = self._text[i]
+        return collate_edits(items, processor=self.processor)

@@ -189,6 +189,8 @@ def _train_loop(config: dict[str, Any]) -> None:
         files = ray.get(job.init_model)
         model = load_model(job.spec, _files_to_dir(files, work / "init"), dtype=dtype)
     model.to(device)
+    processor = getattr(model, "processor", None)  # text → tensors, outside the DDP forward
+    source.processor = processor
     if tp.gradient_checkpointing:
         enable = getattr(model, "enable_gradient_checkpointing", None)
         if not callable(enable):
@@ -246,12 +248,12 @@ def _train_loop(config: dict[str, Any]) -> None:
                 idx = list(range(start, min(start + max(micro, 1), len(val_set))))
                 seed_everything(mix_seed(tp.seed, 0xEA1, i))
                 with _autocast(device, tp.precision):
-                    out = model(BatchSource(val_set).batch(idx))
+                    out = model(BatchSource(val_set, processor).batch(idx))
                 losses.append(_scalar(out.loss) * len(idx))
             extra: dict[str, Any] = {"val_loss": sum(losses) / max(1, len(val_set))}
             n = min(tp.sample_images, len(val_set))
             if n and job.spec.sample is not None:
-                batch = BatchSource(val_set).batch(list(range(n)))
+                batch = BatchSource(val_set, processor).batch(list(range(n)))
                 gen = torch.Generator().manual_seed(tp.seed)
                 images = job.spec.sample(model, batch, tp.sample_steps, gen)
                 if images:

@@ -23,7 +23,8 @@ from torch import nn
 class TrainableModel(Protocol):
     """A model the training loop can train.
 
-    ``forward(batch)`` takes the :func:`~reasonbrain.data.torch_dataset.collate_edits` batch and
+    ``forward(batch)`` takes the :func:`~reasonbrain.data.torch_dataset.collate_edits` batch
+    (collated with the model's ``processor`` attribute when it has one) and
     returns an object with a scalar ``.loss`` (and, optionally, ``.loss_mllm`` / ``.loss_dm``,
     which are logged). ``parameter_groups()`` lists trainable parameters by kind.
     """
@@ -81,7 +82,8 @@ def reasonbrain_spec(model_params: Any, data_dir: Path) -> ModelSpec:
     """The spec of the real model from ``params.yaml``'s ``model`` section.
 
     The tiny preset's tokenizer is trained on the training split's text (instructions, captions,
-    object phrases); the object phrases also feed the inference-time object extractor.
+    object phrases). The model's processor extracts object phrases from each instruction, in
+    training as at inference; the records' gold ``objects`` are never fed to the model.
     """
     return ModelSpec(
         build=_ReasonBrainBuilder(model_params, Path(data_dir)),
@@ -135,8 +137,8 @@ def _sample_edits(
     bf16 = any(p.dtype == torch.bfloat16 for p in model.parameters())
     pipe = ReasonBrainPipeline(model, autocast=bf16)
     out = pipe(
-        list(batch["src"]),
-        list(batch["instruction"]),
+        image=list(batch["src"]),
+        prompt=list(batch["instruction"]),
         num_inference_steps=steps,
         generator=generator,
     )

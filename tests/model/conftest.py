@@ -36,12 +36,13 @@ def scene(seed: int, n_objects: int = 2, size: int = 64) -> torch.Tensor:
     return img
 
 
-def make_batch(n: int = 4, seed: int = 0, blank: bool = False) -> dict[str, Any]:
-    """A collated batch following the ``collate_edits`` contract."""
+def make_batch(n: int = 4, seed: int = 0, blank: bool = False, model: Any = None) -> dict[str, Any]:
+    """A collated batch following the ``collate_edits`` contract; with ``model``, it also holds
+    that model's processor tensors (what ``collate_edits(items, processor=…)`` adds)."""
     src = torch.stack([scene(seed + i, 0 if blank else 2) for i in range(n)])
     tgt = torch.stack([scene(seed + 100 + i, 0 if blank else 2) for i in range(n)])
     idx = [i % len(INSTRUCTIONS) for i in range(n)]
-    return {
+    batch = {
         "id": [f"s{i}" for i in range(n)],
         "src": src,
         "tgt": tgt,
@@ -52,6 +53,14 @@ def make_batch(n: int = 4, seed: int = 0, blank: bool = False) -> dict[str, Any]
         "mask": (src != tgt).any(dim=1, keepdim=True).float(),
         "has_mask": torch.ones(n, dtype=torch.bool),
     }
+    if model is not None:
+        batch.update(model.processor(batch["instruction"], batch["target_caption"]))
+    return batch
+
+
+def inputs(model: Any, instructions: list[str], *, inference: bool = False) -> dict[str, Any]:
+    """The processor tensors of ``instructions`` (inference: prompt only)."""
+    return dict(model.processor(instructions, inference=inference))
 
 
 def corpus() -> list[str]:

@@ -48,13 +48,14 @@ def paper_model_params(weights: dict[str, str], **overrides: Any) -> Any:
     return ModelParams(preset="paper", weights=weights, **overrides)  # type: ignore[arg-type]
 
 
-def paper_batch(n: int = 2, size: int = 256) -> dict[str, Any]:
-    """A collated batch (the model tests' scenes, upsampled to ``size``)."""
+def paper_batch(n: int = 2, size: int = 256, model: Any = None) -> dict[str, Any]:
+    """A collated batch (the model tests' scenes, upsampled to ``size``; with ``model``, its
+    processor's tensors too)."""
     import torch.nn.functional as F
 
     from tests.model.conftest import make_batch
 
-    b = make_batch(n)
+    b = make_batch(n, model=model)
     for key in ("src", "tgt", "mask"):
         b[key] = F.interpolate(b[key], size=(size, size), mode="nearest")
     return b

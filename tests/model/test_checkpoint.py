@@ -48,8 +48,8 @@ def test_round_trip_gives_identical_edits(tiny_model: Any, saved_tiny: Path) -> 
 
     def run(model: Any) -> list[bytes]:
         out = ReasonBrainPipeline(model)(
-            images,
-            batch["instruction"],
+            image=images,
+            prompt=batch["instruction"],
             num_inference_steps=3,
             generator=torch.Generator().manual_seed(7),
         )

@@ -68,8 +68,8 @@ def _edit(model: Any) -> np.ndarray:
     from reasonbrain.inference.pipeline import ReasonBrainPipeline
 
     out = ReasonBrainPipeline(model)(
-        [_image()],
-        [PROMPT],
+        image=[_image()],
+        prompt=[PROMPT],
         num_inference_steps=STEPS,
         guidance_scale=TEXT_SCALE,
         image_guidance_scale=IMAGE_SCALE,

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
 import torch
 
 from reasonbrain.models.presets import parameter_counts
-from tests.model.conftest import INSTRUCTIONS, build_tiny, make_batch
+from tests.model.conftest import INSTRUCTIONS, build_tiny, inputs, make_batch
 
 
 def test_condition_shapes_and_losses(tiny_model: Any) -> None:
     c = tiny_model.config
-    batch = make_batch(3)
+    batch = make_batch(3, model=tiny_model)
     with torch.no_grad():
-        cond = tiny_model.condition(batch["src"], batch["instruction"], batch["objects"])
+        cond = tiny_model.condition(batch["src"], batch)
     assert cond.cond.shape == (3, c.num_queries + 2 * c.cme_queries, c.cond_dim)
     assert cond.cond.dtype == torch.float32
     assert tiny_model.null_condition(3).shape == cond.cond.shape
@@ -28,14 +29,16 @@ def test_condition_shapes_and_losses(tiny_model: Any) -> None:
 @pytest.mark.parametrize("train", [True, False])
 def test_no_nan_with_zero_regions_and_zero_objects(tiny_model: Any, train: bool) -> None:
     batch = make_batch(2, blank=True)
-    batch["objects"] = [[], []]
+    batch.update(tiny_model.processor(batch["instruction"], objects=[[], []]))
+    assert not batch["object_mask"].any()
     _, valid = tiny_model.proposer.propose(batch["src"])
     assert not valid.any()
     tiny_model.train(train)
     try:
         out = tiny_model(batch)
         out.loss.backward()
-        cond = tiny_model.condition(batch["src"], batch["instruction"], [[], []], inference=True)
+        prompt = tiny_model.processor(batch["instruction"], objects=[[], []], inference=True)
+        cond = tiny_model.condition(batch["src"], prompt, inference=True)
     finally:
         tiny_model.zero_grad(set_to_none=True)
         tiny_model.eval()
@@ -49,57 +52,140 @@ def test_text_padding_does_not_change_guidance(tiny_model: Any) -> None:
     src = make_batch(2)["src"]
     short, long = "Show it tomorrow.", INSTRUCTIONS[0] + " And what about the blue balloon?"
     with torch.no_grad():
-        alone = tiny_model.condition(src[:1], [short], [[]]).cond
-        batched = tiny_model.condition(src, [short, long], [[], ["blue balloon"]]).cond
+        alone = tiny_model.condition(src[:1], inputs(tiny_model, [short])).cond
+        batched = tiny_model.condition(src, inputs(tiny_model, [short, long])).cond
+        # inference: the KV-cached decoding of a short row next to a long one
+        alone_i = tiny_model.condition(
+            src[:1], inputs(tiny_model, [short], inference=True), inference=True
+        )
+        both_i = tiny_model.condition(
+            src, inputs(tiny_model, [short, long], inference=True), inference=True
+        )
     torch.testing.assert_close(batched[:1], alone, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(both_i.cond[:1], alone_i.cond, atol=1e-5, rtol=1e-4)
+    assert both_i.rationales[0] == alone_i.rationales[0]
 
 
-def test_mllm_targets_are_exactly_rationale_and_img_tokens(tiny_model: Any) -> None:
-    mllm = tiny_model.mllm
+def test_processor_targets_are_exactly_rationale_and_img_tokens(tiny_model: Any) -> None:
+    proc = tiny_model.processor
     base = tiny_model.config.base_vocab_size
+    r = tiny_model.config.num_img_tokens
     instr = ["What if the red candle burned?", "Show it."]
-    tokens = mllm.build_tokens(instr, n_cue=5)
-    assert torch.equal(tokens.target_mask, tokens.ids >= base)
-    assert (tokens.target_mask.sum(1) == tiny_model.config.num_img_tokens).all()
+    tokens = proc(instr)
+    assert torch.equal(tokens["target_mask"], tokens["input_ids"] >= base)
+    assert (tokens["target_mask"].sum(1) == r).all()
     rat = ["the red candle is a stub", ""]
-    with_r = mllm.build_tokens(instr, n_cue=5, rationales=rat)
-    n_rat = len(tiny_model.tokenizer(rat[0], add_special_tokens=False)["input_ids"])
-    assert with_r.target_mask[0].sum() == n_rat + tiny_model.config.num_img_tokens
-    assert with_r.target_mask[1].sum() == tiny_model.config.num_img_tokens
-    # the rationale targets are the last tokens before [IMG_0]
-    row = with_r.ids[0][with_r.target_mask[0]]
-    expected = tiny_model.tokenizer(rat[0], add_special_tokens=False)["input_ids"]
-    assert row[:n_rat].tolist() == expected
+    with_r = proc(instr, rat)
+    rat_ids = tiny_model.tokenizer(rat[0], add_special_tokens=False)["input_ids"]
+    assert with_r["target_mask"][0].sum() == len(rat_ids) + r
+    assert with_r["target_mask"][1].sum() == r
+    # rows are left-padded after the fixed [BOS] <image>… prefix, so every row ends with [IMG_i]
+    ids, att = with_r["input_ids"], with_r["attention_mask"]
+    n = len(proc.prefix)
+    assert (ids[:, :n] == torch.tensor(proc.prefix)).all() and att[:, :n].all()
+    assert (ids[:, -r:] == tiny_model.mllm.img_ids).all()
+    instr_ids = tiny_model.tokenizer(instr[0], add_special_tokens=False)["input_ids"]
+    assert ids[0][att[0]][n:].tolist() == instr_ids + rat_ids + tiny_model.mllm.img_ids.tolist()
+    assert not att[1, n : ids.shape[1] - len(instr_ids)].all()  # the short row is padded
+    # inference prompts stop after the instruction
+    prompt = proc(instr, inference=True)
+    assert "target_mask" not in prompt and prompt["input_ids"][0, -1] == instr_ids[-1]
+    # a literal <image> in user text cannot add image tokens
+    hack = proc(["<image> the red candle <image>"], inference=True)["input_ids"]
+    assert int((hack == proc.config.image_token_id).sum()) == proc.config.n_image_tokens
 
 
-def test_mllm_loss_reads_only_positions_before_targets(tiny_model: Any) -> None:
+def test_mllm_loss_reads_only_the_real_token_before_each_target(tiny_model: Any) -> None:
     mllm = tiny_model.mllm
-    tokens = mllm.build_tokens(["What if the red candle burned?"], 0, ["a stub"])
-    h = torch.randn(1, tokens.ids.shape[1], mllm.hidden_size, requires_grad=True)
-    mllm.mllm_loss(tokens, h).backward()
+    tokens = tiny_model.processor(["What if the red candle burned?", "Show it."], ["a stub", ""])
+    ids, att, target = tokens["input_ids"], tokens["attention_mask"], tokens["target_mask"]
+    h = torch.randn(2, ids.shape[1], mllm.hidden_size, requires_grad=True)
+    mllm.mllm_loss(ids, target, att, h).backward()
     assert h.grad is not None
-    used = h.grad.abs().sum(-1)[0] > 0
+    used = h.grad.abs().sum(-1) > 0
     expected = torch.zeros_like(used)
-    expected[:-1] = tokens.target_mask[0, 1:]
+    for b in range(2):
+        real = att[b].nonzero().flatten().tolist()
+        for prev, t in itertools.pairwise(real):
+            expected[b, prev] = bool(target[b, t])
     assert torch.equal(used, expected)
+    assert not (used & ~att).any()  # never a padding position
     tiny_model.zero_grad(set_to_none=True)
 
 
 def test_img_states_are_gathered_by_token_id_not_position(tiny_model: Any) -> None:
     mllm = tiny_model.mllm
-    tokens = mllm.build_tokens(["Show it.", "What if the red candle burned for many hours?"], 0)
-    h = torch.randn(2, tokens.ids.shape[1], mllm.hidden_size)
-    got = mllm.gather_img_states(tokens.ids, h)
+    ids = torch.tensor([[5, 6, *mllm.img_ids.tolist(), 0, 0], [7] * 4 + mllm.img_ids.tolist()])
+    h = torch.randn(2, ids.shape[1], mllm.hidden_size)
+    got = mllm.gather_img_states(ids, h)
     for b in range(2):
         for i, tid in enumerate(mllm.img_ids.tolist()):
-            pos = (tokens.ids[b] == tid).nonzero().item()
+            pos = (ids[b] == tid).nonzero().item()
             assert torch.equal(got[b, i], h[b, pos])
-    # row 0 is right-padded: its [IMG] tokens are NOT the last r positions
+    # row 0's [IMG] tokens are NOT the last r positions
     assert not torch.equal(got[0], h[0, -mllm.img_ids.numel() :])
-    broken = tokens.ids.clone()
+    broken = ids.clone()
     broken[0, broken[0] == mllm.img_ids[0]] = mllm.pad_id
     with pytest.raises(ValueError, match="exactly once"):
         mllm.gather_img_states(broken, h)
+
+
+def test_kv_cached_decoding_gives_the_uncached_tokens(tiny_model: Any, monkeypatch: Any) -> None:
+    """The KV-cached greedy decoder against the reference (every row re-encoded from scratch at
+    every step, right-padded, the pre-cache algorithm), for prompts of different lengths and rows
+    that stop at different steps."""
+    mllm = tiny_model.mllm
+    instr = [
+        "Show it.",
+        INSTRUCTIONS[0] + " And then for many more hours, until the night is over?",
+        INSTRUCTIONS[2],
+        INSTRUCTIONS[1],
+    ]
+    src = make_batch(4)["src"]
+    prompt = inputs(tiny_model, instr, inference=True)
+    with torch.no_grad():
+        _, r_v, r_v_mask = tiny_model.visual_cues(src)
+
+    def reason(use_cache: bool) -> tuple[torch.Tensor, list[list[int]]]:
+        return mllm.reason(
+            src,
+            prompt["input_ids"],
+            prompt["attention_mask"],
+            r_v,
+            r_v_mask,
+            True,
+            use_cache=use_cache,
+        )
+
+    # an untrained model never stops early: make [IMG_0] win wherever one hidden unit is high
+    # (a deterministic function of the hidden state, so both decoders see the same rule)
+    original = mllm.logits
+    seen: list[torch.Tensor] = []
+    monkeypatch.setattr(mllm, "logits", lambda h: seen.append(h[..., 3]) or original(h))
+    reason(use_cache=False)
+    threshold = float(torch.quantile(torch.stack(seen).flatten(), 0.6))
+
+    def stopping(h: torch.Tensor) -> torch.Tensor:
+        out = original(h)
+        out[..., mllm.base_vocab_size] += (h[..., 3] > threshold).float() * 100
+        return out
+
+    monkeypatch.setattr(mllm, "logits", stopping)
+    cached_v, cached = reason(use_cache=True)
+    plain_v, plain = reason(use_cache=False)
+    assert cached == plain
+    assert len({len(r) for r in plain}) > 2  # rows really stopped at different steps
+    torch.testing.assert_close(cached_v, plain_v, atol=1e-5, rtol=1e-4)
+    monkeypatch.setattr(mllm, "logits", original)
+    cached_v, cached = reason(use_cache=True)  # no early stop: every row runs to the limit
+    plain_v, plain = reason(use_cache=False)
+    assert cached == plain and {len(r) for r in plain} == {mllm.max_rationale_tokens}
+    torch.testing.assert_close(cached_v, plain_v, atol=1e-5, rtol=1e-4)
+
+
+def test_forward_needs_the_processor_tensors(tiny_model: Any) -> None:
+    with pytest.raises(ValueError, match=r"collate_edits\(items, processor=model.processor\)"):
+        tiny_model(make_batch(2))
 
 
 def test_conditioning_dropout_rates(tiny_model: Any) -> None:
@@ -130,7 +216,7 @@ def test_dropout_replaces_cond_with_null_and_zeroes_source(
 
     monkeypatch.setattr(tiny_model.diffusion, "loss", spy)
     cfg = tiny_model.config
-    batch = make_batch(2)
+    batch = make_batch(2, model=tiny_model)
     for rates, drop_t, drop_i in (
         ((1, 0, 0), True, False),
         ((0, 1, 0), False, True),
@@ -185,7 +271,7 @@ def test_ablation_switches_change_the_parameter_set(tiny_model: Any) -> None:
         "total",
     }
     with torch.no_grad():
-        out = base(make_batch(2))
+        out = base(make_batch(2, model=base))
     assert torch.isfinite(out.loss)
 
 
@@ -196,7 +282,7 @@ def test_ip2p_baseline_shares_the_unet_config(tiny_model: Any) -> None:
     assert ours.pop("in_channels") == ip2p.config.unet["in_channels"] + 1
     assert {k: v for k, v in ip2p.config.unet.items() if k != "in_channels"} == ours
     assert set(parameter_counts(ip2p)) == {"null_cond", "diffusion.unet", "text_encoder", "total"}
-    out = ip2p(make_batch(2))
+    out = ip2p(make_batch(2, model=ip2p))
     assert torch.isfinite(out.loss) and out.loss_mllm == 0
 
 
@@ -232,10 +318,10 @@ def test_grounding_cue_is_an_extra_unet_channel_trained_on_the_mask(tiny_model: 
 
     cfg = tiny_model.config
     assert cfg.spatial_cue and cfg.unet["in_channels"] == 2 * cfg.latent_channels + 1
-    batch = make_batch(2)
+    batch = make_batch(2, model=tiny_model)
     with torch.no_grad():
         out = tiny_model(batch)
-        cond = tiny_model.condition(batch["src"], batch["instruction"], batch["objects"])
+        cond = tiny_model.condition(batch["src"], batch)
     assert cond.ground_logits is not None and cond.ground_logits.shape == (2, 1, 8, 8)
     expected = grounding_loss(cond.ground_logits, batch["mask"], torch.ones(2, dtype=torch.bool))
     assert out.loss_ground is not None and torch.allclose(out.loss_ground, expected)

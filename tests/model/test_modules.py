@@ -11,7 +11,6 @@ from reasonbrain.models.diffusion import SpaceToDepthCodec
 from reasonbrain.models.frce import VisualCueBranch
 from reasonbrain.models.id_controller import IDController
 from reasonbrain.models.layers import CrossAttention, masked_attention
-from reasonbrain.models.objects import extract_objects
 from reasonbrain.models.qformer import QFormer
 from reasonbrain.models.region_proposer import ColorComponentsProposer
 from reasonbrain.models.tokenizer import add_img_tokens, train_tokenizer
@@ -136,14 +135,6 @@ def test_tokenizer_img_tokens_follow_base_vocab() -> None:
     enc = tok("the red candle", add_special_tokens=True)["input_ids"]
     assert enc[0] == tok.bos_token_id and enc[-1] == tok.eos_token_id
     assert tok.decode(enc, skip_special_tokens=True) == "the red candle"
-
-
-def test_extract_objects_prefers_longest_non_overlapping_phrases() -> None:
-    phrases = ["candle", "red candle", "balloon"]
-    text = "What if the RED candle lit the balloon? The candle melts."
-    assert extract_objects(text, phrases, 4) == ["red candle", "balloon", "candle"]
-    assert extract_objects("nothing here", phrases, 4) == []
-    assert extract_objects(text, phrases, 1) == ["red candle"]
 
 
 def test_width_mismatch_fails_at_construction(tiny_model: object) -> None:

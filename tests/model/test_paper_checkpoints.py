@@ -28,7 +28,7 @@ def _step(model: Any, autocast: bool) -> dict[str, float]:
     model.train()
     opt = build_optimizer(model, TrainParams(lr=1e-3))
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-        out = model(paper_batch(2), generator=torch.Generator().manual_seed(0))
+        out = model(paper_batch(2, model=model), generator=torch.Generator().manual_seed(0))
     out.loss.backward()
     opt.step()
     return {"loss": float(out.loss.detach()), "mllm": float(out.loss_mllm)}
@@ -43,7 +43,7 @@ def _check_null_is_the_empty_prompt_encoding(model: Any) -> None:
         c.text, model.text_tokenizer, c.max_text_tokens, model.text_encoder.clip, False
     )
     with torch.no_grad():
-        tokens, _, _ = enc([""])
+        tokens, _, _ = enc(*enc.tokenize([""]))
     null = model.null_cond.detach()[0]
     n = tokens.shape[1]
     assert null.shape[0] > n and torch.allclose(null[:n], tokens[0])

@@ -81,8 +81,8 @@ def _edit(model_dir: Path, autocast: bool) -> Any:
     pipe = ReasonBrainPipeline.from_pretrained(model_dir, autocast=autocast)
     image = Image.new("RGB", (256, 256), (40, 90, 200))
     out = pipe(
-        [image],
-        ["What would happen if the blue box were painted?"],
+        image=[image],
+        prompt=["What would happen if the blue box were painted?"],
         num_inference_steps=2,
         generator=torch.Generator().manual_seed(0),
     )

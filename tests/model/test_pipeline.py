@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 import torch
+from PIL import Image
 
 from reasonbrain.data.torch_dataset import to_pil
 from reasonbrain.inference.pipeline import ReasonBrainPipeline, combine_guidance
@@ -20,8 +22,8 @@ def _edit(
 ) -> Any:
     batch = make_batch(2)
     return pipe(
-        [to_pil(x) for x in batch["src"]],
-        batch["instruction"],
+        image=[to_pil(x) for x in batch["src"]],
+        prompt=batch["instruction"],
         num_inference_steps=steps,
         guidance_scale=scales[0],
         image_guidance_scale=scales[1],
@@ -47,13 +49,14 @@ def test_per_image_generators_make_outputs_independent_of_the_batch(tiny_model: 
     def gen(seed: int) -> torch.Generator:
         return torch.Generator().manual_seed(seed)
 
-    both = pipe(images, batch["instruction"], num_inference_steps=3, generator=[gen(7), gen(8)])
-    alone = pipe(images[1:], batch["instruction"][1:], num_inference_steps=3, generator=[gen(8)])
+    texts = batch["instruction"]
+    both = pipe(image=images, prompt=texts, num_inference_steps=3, generator=[gen(7), gen(8)])
+    alone = pipe(image=images[1:], prompt=texts[1:], num_inference_steps=3, generator=[gen(8)])
     x = torch.tensor(list(both.images[1].getdata()), dtype=torch.float)
     y = torch.tensor(list(alone.images[0].getdata()), dtype=torch.float)
     assert (x - y).abs().max() <= 2  # same sample, same seed: equal up to batched-kernel rounding
     with pytest.raises(ValueError, match="generators"):
-        pipe(images, batch["instruction"], num_inference_steps=1, generator=[gen(1)])
+        pipe(image=images, prompt=texts, num_inference_steps=1, generator=[gen(1)])
 
 
 def test_reasoning_path_runs_once_per_edit(tiny_model: Any) -> None:
@@ -140,8 +143,29 @@ def test_only_the_branches_the_scales_need_are_run(
 
 
 def test_mismatched_inputs_raise(tiny_model: Any) -> None:
-    with pytest.raises(ValueError, match="2 images but 1 instructions"):
-        ReasonBrainPipeline(tiny_model)(list(make_batch(2)["src"]), ["one"])
+    pipe = ReasonBrainPipeline(tiny_model)
+    with pytest.raises(ValueError, match="2 images but 1 prompts"):
+        pipe(image=list(make_batch(2)["src"]), prompt=["one"])
+    with pytest.raises(TypeError):  # the old positional form is gone, not silently reordered
+        pipe(list(make_batch(1)["src"]), ["one"])  # type: ignore[misc]
+
+
+def test_edits_come_back_at_each_input_size(tiny_model: Any) -> None:
+    pipe = ReasonBrainPipeline(tiny_model)
+    src = make_batch(2)["src"]
+    wide = to_pil(src[0]).resize((96, 40))
+    tall = src[1][:, :, :48]  # a [3, 64, 48] tensor
+    kw: dict[str, Any] = {"num_inference_steps": 1, "generator": torch.Generator().manual_seed(0)}
+    out = pipe(image=[wide, tall], prompt=["Show it.", "Show it."], **kw)
+    assert [im.size for im in out.images] == [(96, 40), (48, 64)]
+    kw["generator"] = torch.Generator().manual_seed(0)
+    work = pipe(image=[wide, tall], prompt=["Show it.", "Show it."], output_size="model", **kw)
+    assert [im.size for im in work.images] == [(64, 64), (64, 64)]
+    # the input-size edit is the working-resolution edit resized back
+    assert (
+        out.images[0].tobytes()
+        == work.images[0].resize((96, 40), Image.Resampling.BICUBIC).tobytes()
+    )
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -157,7 +181,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow
 def test_cli_edit_end_to_end(saved_tiny: Path, tmp_path: Path) -> None:
     src = tmp_path / "in.png"
-    to_pil(make_batch(1)["src"][0]).save(src)
+    to_pil(make_batch(1)["src"][0]).resize((80, 48)).save(src)
     out = tmp_path / "out.png"
     ok = _cli(
         "edit",
@@ -175,11 +199,9 @@ def test_cli_edit_end_to_end(saved_tiny: Path, tmp_path: Path) -> None:
         "3",
     )
     assert ok.returncode == 0, ok.stderr
-    assert out.is_file() and f"wrote {out}" in ok.stdout
-    from PIL import Image
-
+    assert out.is_file() and f"wrote {out} (80×48, edited at 64×64 and resized back)" in ok.stdout
     with Image.open(out) as im:
-        assert im.size == (64, 64)
+        assert im.size == (80, 48)  # the input's size, as diffusers returns it
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.png")]
     bad = _cli(
         "edit",
@@ -206,3 +228,34 @@ def test_cli_edit_end_to_end(saved_tiny: Path, tmp_path: Path) -> None:
         str(tmp_path / "o.png"),
     )
     assert bad_model.returncode == 2 and "not a saved model directory" in bad_model.stderr
+    # a directory this process cannot create files in (sysfs refuses even root)
+    locked = Path("/sys") if os.geteuid() == 0 else tmp_path / "locked"
+    if locked != Path("/sys"):
+        locked.mkdir(mode=0o500)
+    unwritable = _cli(
+        "edit",
+        "--model",
+        str(saved_tiny),
+        "--image",
+        str(src),
+        "--instruction",
+        "x",
+        "--out",
+        str(locked / "o.png"),
+    )
+    assert unwritable.returncode == 2, unwritable.stderr
+    assert "cannot write the output" in unwritable.stderr and "Traceback" not in unwritable.stderr
+    assert len(unwritable.stderr.strip().splitlines()) == 1
+    missing_dir = _cli(
+        "edit",
+        "--model",
+        str(saved_tiny),
+        "--image",
+        str(src),
+        "--instruction",
+        "x",
+        "--out",
+        str(tmp_path / "no" / "such" / "o.png"),
+    )
+    assert missing_dir.returncode == 2 and "output directory does not exist" in missing_dir.stderr
+    assert "Traceback" not in missing_dir.stderr

@@ -11,7 +11,7 @@ from tests.model.conftest import build_tiny, make_batch
 @pytest.mark.slow
 def test_overfit_four_samples_and_gradients_reach_every_branch() -> None:
     model = build_tiny(cond_drop_text=0.0, cond_drop_image=0.0, cond_drop_both=0.0).train()
-    batch = make_batch(4)
+    batch = make_batch(4, model=model)
     groups = model.parameter_groups()
     assert groups["lora"] == [] and groups["new_modules"] and groups["diffusion"]
     n_trainable = sum(1 for p in model.parameters() if p.requires_grad)
