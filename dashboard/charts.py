@@ -24,6 +24,16 @@ VERDICT_COLOURS: dict[str, str] = {
 }
 
 
+#: room around the plot for the title, axes and legend (Streamlit sizes the whole element)
+FRAME_PX = 110
+
+
+def container_height(chart: alt.TopLevelMixin) -> int:
+    """The element height to give ``st.altair_chart`` so the plot keeps its own height."""
+    height = getattr(chart, "height", None)
+    return (height if isinstance(height, int) else 300) + FRAME_PX
+
+
 def ci_bars(rows: Sequence[Mapping[str, Any]], *, metric: str, group: str) -> alt.LayerChart:
     """Means with CI error bars per group, one bar per evaluation side by side.
 
@@ -98,7 +108,7 @@ def verdict_counts(counts: Mapping[str, int], labels: Mapping[str, str]) -> alt.
             ),
             tooltip=["label:N", "samples:Q"],
         )
-        .properties(height=max(90, 30 * len(domain)), title="automatic verdicts (filtered)")
+        .properties(height=max(60, 26 * len(domain)), title="automatic verdicts (filtered)")
     )
 
 

@@ -43,7 +43,7 @@ def _metric(name: str, row: Any = EvaluationSample) -> ColumnElement[float]:
 # ------------------------------------------------------------------------- edit browser
 def facets(db: Database, evaluation_id: int) -> Facets:
     """Distinct categories, families, hold-outs and verdicts of an evaluation's samples, and the
-    metric names (from the summary; from one sample when the summary has none)."""
+    metric names (from the summary; from the first samples when it has none)."""
     with db.sessions() as s:
 
         def distinct_of(col: Any) -> tuple[str, ...]:
@@ -66,13 +66,16 @@ def facets(db: Database, evaluation_id: int) -> Facets:
         )
         e = s.get(Evaluation, evaluation_id)
         names = summary_metric_names(e.summary or {}) if e is not None else []
-        if not names:
-            first = s.scalar(
+        if not names:  # no summary: the numeric metrics of the first samples
+            seen: set[str] = set()
+            for m in s.scalars(
                 select(EvaluationSample.metrics)
                 .where(EvaluationSample.evaluation_id == evaluation_id)
-                .limit(1)
-            )
-            names = order_metrics(k for k, v in (first or {}).items() if isinstance(v, int | float))
+                .order_by(EvaluationSample.id)
+                .limit(50)
+            ):
+                seen.update(k for k, v in (m or {}).items() if isinstance(v, int | float))
+            names = order_metrics(seen)
         return Facets(
             categories=distinct_of(EvaluationSample.category),
             families=distinct_of(EvaluationSample.family),

@@ -178,6 +178,13 @@ def show_image(data: bytes | ImageProblem | None, caption: str | None = None) ->
         st.image(data, caption=caption)
 
 
+def show_chart(chart: Any) -> None:
+    """An Altair chart across the column, its element tall enough for the plot's own height."""
+    from dashboard.charts import container_height
+
+    st.altair_chart(chart, width="stretch", height=container_height(chart))
+
+
 def verdict_text(verdict: str | None, correct: bool | None) -> str:
     """``:green[:material/check_circle: correct]`` … (Streamlit markdown)."""
     key = verdict or "none"

@@ -34,6 +34,7 @@ from dashboard.ui import (
     fmt_time,
     metrics_text,
     query_int,
+    show_chart,
     show_image,
     sidebar_sources,
     stop_if_empty,
@@ -247,16 +248,16 @@ def _grid(
             st.markdown(r.instruction)
             meta = " · ".join(x for x in (r.sample_id, r.category, r.family, r.holdout) if x)
             st.caption(meta)
-            st.caption(metrics_text(r.metrics, metric_names))
-            if st.button("Details", key=f"detail-{r.id}"):
-                st.session_state[DETAIL] = r.id
         with cols[2]:
             st.markdown(r.rationale or "—")
+            st.caption(metrics_text(r.metrics, metric_names))
         with cols[3]:
             show_image(img(r, "output"))
             st.caption(verdict_text(r.verdict, r.correct))
         with cols[4]:
             show_image(img(r, "tgt"))
+            if st.button("Details", key=f"detail-{r.id}"):
+                st.session_state[DETAIL] = r.id
         if other_label:
             with cols[5]:
                 o = other.get(r.sample_id)
@@ -313,7 +314,7 @@ def main() -> None:
     with chart:
         vc = samples.verdict_counts(ctx.db, ev.id, f)
         if vc:
-            st.altair_chart(charts.verdict_counts(vc, VERDICT_LABELS), width="stretch")
+            show_chart(charts.verdict_counts(vc, VERDICT_LABELS))
     if total == 0:
         st.info("No sample matches these filters.")
         return

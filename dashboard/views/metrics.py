@@ -17,7 +17,7 @@ from dashboard.queries import (
 )
 from dashboard.records import Comparison, EvaluationInfo, group_estimates, summary_metric_names
 from dashboard.samples import compare
-from dashboard.ui import Context, context, fmt_time, sidebar_sources, stop_if_empty
+from dashboard.ui import Context, context, fmt_time, show_chart, sidebar_sources, stop_if_empty
 
 GROUPS = {"by_category": "category", "by_family": "family", "by_holdout": "hold-out"}
 
@@ -57,7 +57,7 @@ def _groups(ctx: Context, chosen: list[EvaluationInfo]) -> None:
             if not rows:
                 st.caption(f"No per-{title} figures for {metric}.")
                 continue
-            st.altair_chart(charts.ci_bars(rows, metric=metric, group=title), width="stretch")
+            show_chart(charts.ci_bars(rows, metric=metric, group=title))
             with st.expander("table"):
                 st.dataframe(rows, hide_index=True)
     mix = [
@@ -67,7 +67,7 @@ def _groups(ctx: Context, chosen: list[EvaluationInfo]) -> None:
     ]
     if mix:
         st.subheader("Nearest outcome (the verifier's verdict mix)")
-        st.altair_chart(charts.outcome_mix(mix), width="stretch")
+        show_chart(charts.outcome_mix(mix))
 
 
 def _pairwise(ctx: Context, evals: list[EvaluationInfo]) -> None:
@@ -119,7 +119,7 @@ def _pairwise(ctx: Context, evals: list[EvaluationInfo]) -> None:
         }
         for c, p in res.by_category.items()
     ]
-    st.altair_chart(charts.paired_differences(rows, metric=metric), width="stretch")
+    show_chart(charts.paired_differences(rows, metric=metric))
     if res.both is not None:
         st.dataframe(
             [
@@ -157,7 +157,7 @@ def _training(ctx: Context) -> None:
         if p.name in shown
     ]
     if rows:
-        st.altair_chart(charts.training_curves(rows), width="stretch")
+        show_chart(charts.training_curves(rows))
 
 
 def _ablation(ctx: Context) -> None:
