@@ -81,9 +81,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10_000, help="samples in the evaluation")
     ap.add_argument("--repeats", type=int, default=5, help="warm first visits")
     ap.add_argument("--db-url", default=None, help="an empty database (default: SQLite in tmp)")
-    ap.add_argument("--workdir", type=Path, default=None, help="keep the fixture here")
+    ap.add_argument(
+        "--workdir", type=Path, default=None, help="keep the fixture here (reused when present)"
+    )
     ap.add_argument("--screenshot", type=Path, default=None, help="save the edit browser (PNG)")
     args = ap.parse_args()
+
+    from sqlalchemy import select
 
     from benchmarks.dashboard_browser import (
         browser,
@@ -95,6 +99,7 @@ def main() -> None:
     from benchmarks.dashboard_fixture import fill
     from reasonbrain.registry.db import open_db
     from reasonbrain.registry.store import FileStore
+    from reasonbrain.registry.tables import Evaluation
 
     if not chromium_available():
         sys.exit("needs Debian's chromium and playwright: run `make browser`")
@@ -102,14 +107,24 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     db_url = args.db_url or f"sqlite:///{work / 'rb.db'}"
     store = FileStore(work / "store")
+    reuse = args.db_url is None and (work / "rb.db").is_file()
     t = time.perf_counter()
     db = open_db(db_url)
     try:
-        info = fill(db, store, n_samples=args.n, labels=("reasonbrain@1",), resamples=50)
+        if reuse:
+            with db.sessions() as s:
+                evaluation_id = int(
+                    s.scalar(select(Evaluation.id).where(Evaluation.label == "reasonbrain@1")) or 0
+                )
+                n = s.scalar(select(Evaluation.n_samples).where(Evaluation.id == evaluation_id))
+            if n != args.n:
+                sys.exit(f"{work} holds {n} samples, not {args.n}: use another --workdir")
+        else:
+            info = fill(db, store, n_samples=args.n, labels=("reasonbrain@1",), resamples=50)
+            evaluation_id = info.evaluations["reasonbrain@1"]
     finally:
         db.dispose()
-    build_s = time.perf_counter() - t
-    evaluation_id = info.evaluations["reasonbrain@1"]
+    build_s = None if reuse else round(time.perf_counter() - t, 1)
     env = {"REASONBRAIN_DB_URL": db_url, "REASONBRAIN_STORE_URI": store.uri}
 
     warm: list[float] = []
@@ -136,7 +151,7 @@ def main() -> None:
     result = {
         "samples": args.n,
         "database": db_url.split(":", 1)[0],
-        "fixture_build_s": round(build_s, 1),
+        "fixture_build_s": build_s,
         "cold_s": round(cold, 3),
         "warm_s": round(statistics.median(warm), 3),
         "warm_runs_s": [round(x, 3) for x in warm],

@@ -5,16 +5,17 @@ under the configured store is read through it; any other is read through a store
 own root (its directory for ``file://``, its bucket for ``s3://``), so a database whose images
 live in another bucket still shows them. Stored images are immutable (an evaluation writes them
 once under its key), so the cache keys on the URI and the display size; it is a byte-budgeted
-LRU shared by every session of the server (held by ``st.cache_resource``), and a page's misses
-are fetched on a few threads at once instead of one after another. Failures (missing object,
-undecodable bytes, unreachable store) are reported per image and never cached, so they recover
-as soon as the object is there.
+LRU with a one-hour expiry, shared by every session of the server (``st.cache_resource``), and
+a page's misses are fetched on a few threads at once instead of one after another. Failures
+(missing object, undecodable bytes, unreachable store) are reported per image and never cached,
+so they recover as soon as the object is there.
 """
 
 from __future__ import annotations
 
 import io
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -98,6 +99,8 @@ class ImageCache:
         opener: opens a store for another root URI (default:
             :func:`reasonbrain.registry.store.open_store`).
         budget_bytes: the most bytes kept; 0 disables caching.
+        ttl_s: an entry older than this is fetched again (bounds staleness should an object
+            ever be rewritten under the same URI).
     """
 
     def __init__(
@@ -106,6 +109,8 @@ class ImageCache:
         *,
         opener: Callable[[str], ObjectStore] | None = None,
         budget_bytes: int = 256 * 1024 * 1024,
+        ttl_s: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         from reasonbrain.registry.store import open_store
 
@@ -114,7 +119,9 @@ class ImageCache:
         self._opener = opener or open_store
         self._stores: dict[str, ObjectStore] = {}
         self.budget = budget_bytes
-        self._lru: OrderedDict[tuple[str, int | None], bytes] = OrderedDict()
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._lru: OrderedDict[tuple[str, int | None], tuple[float, bytes]] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
         self.hits = 0
@@ -163,10 +170,16 @@ class ImageCache:
     # ------------------------------------------------------------------------- caching
     def _get_cached(self, key: tuple[str, int | None]) -> bytes | None:
         with self._lock:
-            data = self._lru.get(key)
-            if data is not None:
-                self._lru.move_to_end(key)
-                self.hits += 1
+            entry = self._lru.get(key)
+            if entry is None:
+                return None
+            stored_at, data = entry
+            if self._clock() - stored_at > self.ttl_s:
+                del self._lru[key]
+                self._size -= len(data)
+                return None
+            self._lru.move_to_end(key)
+            self.hits += 1
             return data
 
     def _put(self, key: tuple[str, int | None], data: bytes) -> None:
@@ -175,11 +188,11 @@ class ImageCache:
         with self._lock:
             old = self._lru.pop(key, None)
             if old is not None:
-                self._size -= len(old)
-            self._lru[key] = data
+                self._size -= len(old[1])
+            self._lru[key] = (self._clock(), data)
             self._size += len(data)
             while self._size > self.budget and self._lru:
-                _, dropped = self._lru.popitem(last=False)
+                _, (_, dropped) = self._lru.popitem(last=False)
                 self._size -= len(dropped)
 
     @property

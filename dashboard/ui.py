@@ -8,13 +8,14 @@ is never cached, so the page recovers as soon as ``make demo`` has run.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import streamlit as st
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from dashboard.access import DashboardSettings, WriteGate, configured_password, write_gate
 from dashboard.connect import (
@@ -27,6 +28,7 @@ from dashboard.connect import (
 )
 from dashboard.images import ImageCache, ImageProblem
 from dashboard.queries import counts
+from reasonbrain.errors import ReasonBrainError
 from reasonbrain.registry.db import Database
 
 MIB = 1024 * 1024
@@ -105,6 +107,19 @@ def context() -> Context:
         st.stop()
     gate = write_gate(st.get_option("server.address"), configured_password(settings, _secrets()))
     return Context(src, db, images, settings, gate)
+
+
+def guarded(page: Callable[[], None]) -> None:
+    """Run a page; a database or store failure mid-page becomes one error line, not a trace
+    (the server went away, a row holds malformed JSON, the store refused a read …)."""
+    try:
+        page()
+    except SQLAlchemyError as err:
+        first = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        st.error(f"The metadata database failed: {type(err).__name__}: {first}")
+        st.caption("Reload the page; if it persists, check the database (REASONBRAIN_DB_URL).")
+    except ReasonBrainError as err:
+        st.error(err.one_line())
 
 
 def show_problem(problem: SourceProblem, src: Sources) -> None:

@@ -32,6 +32,7 @@ from dashboard.ui import (
     Context,
     context,
     fmt_time,
+    guarded,
     metrics_text,
     query_int,
     show_chart,
@@ -43,6 +44,7 @@ from dashboard.ui import (
 
 DETAIL = "eb_detail"
 PAGE = "eb_page"
+SHORT_LABELS = {k: v.removeprefix("nearest: ") for k, v in VERDICT_LABELS.items()}
 OUTCOMES: dict[str, str] = {
     "any": "any",
     "correct": "correct only",
@@ -311,10 +313,6 @@ def main() -> None:
         if ev.headline is not None and ev.primary:
             st.metric(ev.primary, ev.headline.text())
         st.markdown(f"**{total:,}** matching samples")
-    with chart:
-        vc = samples.verdict_counts(ctx.db, ev.id, f)
-        if vc:
-            show_chart(charts.verdict_counts(vc, VERDICT_LABELS))
     if total == 0:
         st.info("No sample matches these filters.")
         return
@@ -329,8 +327,12 @@ def main() -> None:
     other = samples.samples_by_id(ctx.db, cmp_id, [r.sample_id for r in rows]) if cmp_id else {}
     metric_names = _facets(ctx, ctx.sources.db_url, ev.id).metrics
     _grid(ctx, rows, other, by_id[cmp_id].label if cmp_id else None, metric_names)
+    with chart:  # filled after the grid, so the rows paint while the chart library loads
+        vc = samples.verdict_counts(ctx.db, ev.id, f)
+        if vc:
+            show_chart(charts.verdict_counts(vc, SHORT_LABELS))
     if NO_VERDICT in f.verdicts:
         st.caption("'no verdict': samples without a ReasonSynth verifier outcome.")
 
 
-main()
+guarded(main)

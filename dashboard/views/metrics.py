@@ -17,7 +17,15 @@ from dashboard.queries import (
 )
 from dashboard.records import Comparison, EvaluationInfo, group_estimates, summary_metric_names
 from dashboard.samples import compare
-from dashboard.ui import Context, context, fmt_time, show_chart, sidebar_sources, stop_if_empty
+from dashboard.ui import (
+    Context,
+    context,
+    fmt_time,
+    guarded,
+    show_chart,
+    sidebar_sources,
+    stop_if_empty,
+)
 
 GROUPS = {"by_category": "category", "by_family": "family", "by_holdout": "hold-out"}
 
@@ -205,4 +213,4 @@ def main() -> None:
     _ablation(ctx)
 
 
-main()
+guarded(main)

@@ -13,7 +13,7 @@ from dashboard.queries import (
     model_summaries,
 )
 from dashboard.records import RunRow
-from dashboard.ui import context, fmt_seconds, fmt_time, sidebar_sources, stop_if_empty
+from dashboard.ui import context, fmt_seconds, fmt_time, guarded, sidebar_sources, stop_if_empty
 
 
 def _stages(run: RunRow) -> str:
@@ -149,4 +149,4 @@ def main() -> None:
         st.caption("No dataset version recorded yet.")
 
 
-main()
+guarded(main)

@@ -19,6 +19,7 @@ from dashboard.ui import (
     context,
     fmt_size,
     fmt_time,
+    guarded,
     sidebar_sources,
     stop_if_empty,
 )
@@ -102,6 +103,10 @@ def _actions(ctx: Context, versions: list[VersionRow], mv: VersionRow) -> None:
         return
     action, ref, name, alias = pending
     current = _holder(versions, name, alias)
+    if action == "promote" and current is not None and current.ref == ref:
+        st.info(f"{name}@{alias} already points at {ref}.")
+        st.session_state.pop(PENDING, None)
+        return
     if action == "promote":
         now = f"now {current.ref}" if current is not None else "not set yet"
         question = f"Point **{name}@{alias}** at **{ref}** ({now})?"
@@ -219,4 +224,4 @@ def main() -> None:
     _actions(ctx, versions, mv)
 
 
-main()
+guarded(main)

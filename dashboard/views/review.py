@@ -22,6 +22,7 @@ from dashboard.ui import (
     can_write,
     context,
     fmt_time,
+    guarded,
     query_int,
     show_image,
     sidebar_sources,
@@ -242,4 +243,4 @@ def main() -> None:
     )
 
 
-main()
+guarded(main)

@@ -205,6 +205,53 @@ def test_edit_browser_metric_range_and_sort(populated_sqlite: DashEnv, use_env: 
     assert values == sorted(values, reverse=True)
 
 
+def test_a_malformed_row_is_one_error_line_not_a_traceback(
+    writable_sqlite: DashEnv, use_env: UseEnv
+) -> None:
+    import sqlite3
+
+    use_env(writable_sqlite)
+    info = writable_sqlite.info
+    assert info is not None
+    ev = info.evaluations["reasonbrain@2"]
+    with sqlite3.connect(writable_sqlite.db_url.removeprefix("sqlite:///")) as conn:
+        conn.execute(  # what a foreign writer with json.dumps(allow_nan=True) would leave
+            "UPDATE evaluation_samples SET metrics = '{\"l1\": NaN}' "
+            "WHERE evaluation_id = ? AND sample_id = 'test-000003'",
+            (ev,),
+        )
+    at = run_page("edits")
+    at.sidebar.selectbox(key="eb_eval").set_value(ev).run()
+    at.sidebar.selectbox(key=f"eb_sort_{ev}").set_value("l1").run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "The metadata database failed: OperationalError: malformed JSON"
+    ]
+
+
+def test_a_missing_image_is_a_quiet_caption(
+    writable_sqlite: DashEnv, use_env: UseEnv, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    use_env(writable_sqlite)
+    info = writable_sqlite.info
+    assert info is not None
+    ev = info.evaluations["reasonbrain@2"]
+    gone = (tmp_path / "moved" / "test-000000.png").as_uri()
+    with sqlite3.connect(writable_sqlite.db_url.removeprefix("sqlite:///")) as conn:
+        conn.execute(
+            "UPDATE evaluation_samples SET image_uris = json_set(image_uris, '$.output', ?) "
+            "WHERE evaluation_id = ? AND sample_id = 'test-000000'",
+            (gone, ev),
+        )
+    at = run_page("edits")
+    at.sidebar.selectbox(key="eb_eval").set_value(ev).run()
+    assert_clean(at)
+    assert len(at.image) == 12 * 3 - 1
+    assert any("unavailable: object not found" in c.value for c in at.caption)
+
+
 def test_registry_promotion_needs_confirmation(writable_sqlite: DashEnv, use_env: UseEnv) -> None:
     use_env(writable_sqlite)
     at = run_page("registry")

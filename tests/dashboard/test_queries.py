@@ -293,6 +293,30 @@ def test_add_review_validates_and_queue_skips_what_you_reviewed(db: Database) ->
     assert failures is not None and failures.sample_id == "s005"  # s000 done, next target
 
 
+def test_concurrent_reviewers_all_land(db: Database) -> None:
+    import threading
+
+    a = eval_id(db, "A")
+    rows = [_row(db, a, f"s{i:03d}") for i in range(10)]
+    errors: list[BaseException] = []
+
+    def work(who: str) -> None:
+        try:
+            for r in rows:
+                reviews.add_review(db, r, "accept", who)
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(f"r{k}",)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    prog = reviews.progress(db, a)
+    assert prog.by_reviewer == {"r0": 10, "r1": 10, "r2": 10} and prog.n_reviewed == 10
+
+
 def test_export_is_jsonl_with_sample_and_label(db: Database) -> None:
     a, b = eval_id(db, "A"), eval_id(db, "B")
     reviews.add_review(db, _row(db, a, "s000"), "accept", "ana", "ok")

@@ -99,6 +99,21 @@ def test_image_cache_hits_misses_budget_and_failures(tmp_path: Path) -> None:
     assert isinstance(cache.get(missing, 64), bytes)  # failures are not cached
 
 
+def test_image_cache_entries_expire(tmp_path: Path) -> None:
+    store = CountingStore(tmp_path / "store")
+    store.put_bytes(png(8), "a.png")
+    now = [0.0]
+    cache = ImageCache(store, ttl_s=10, clock=lambda: now[0])
+    uri = store.uri_for("a.png")
+    cache.get(uri, 16)
+    now[0] = 9.0
+    cache.get(uri, 16)
+    assert store.reads == 1
+    now[0] = 20.0
+    cache.get(uri, 16)
+    assert store.reads == 2 and cache.size_bytes == len(display_png(png(8), 16))
+
+
 def test_image_cache_fetches_a_page_in_parallel(tmp_path: Path) -> None:
     store = CountingStore(tmp_path / "store")
     uris = []
