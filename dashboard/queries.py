@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session, defer, selectinload
 
 from dashboard.records import (
+    PRIMARY_METRICS,
     Counts,
     CurvePoint,
     DatasetRow,
@@ -176,17 +177,29 @@ def datasets_in_use(db: Database, *, recent_evaluations: int = 20) -> list[Datas
 
 
 # --------------------------------------------------------------------------- evaluations
+def evaluation_infos(s: Session, q: Select[Any]) -> list[EvaluationInfo]:
+    """Run ``q`` (a ``select(Evaluation)`` with its filters and order) without loading the
+    summaries: only the primary metrics' overall estimates travel, by JSON path."""
+    paths = [Evaluation.summary[("overall", "metrics", m)] for m in PRIMARY_METRICS]
+    q = q.add_columns(*paths).options(
+        defer(Evaluation.summary),
+        defer(Evaluation.config),
+        selectinload(Evaluation.model_version),
+        selectinload(Evaluation.dataset),
+    )
+    return [
+        evaluation_info(row[0], dict(zip(PRIMARY_METRICS, row[1:], strict=True)))
+        for row in s.execute(q)
+    ]
+
+
 def evaluations(db: Database, *, limit: int | None = None) -> list[EvaluationInfo]:
     """Evaluations, newest first (their summaries stay in the database: only the headline)."""
+    q = select(Evaluation).order_by(Evaluation.created_at.desc(), Evaluation.id.desc())
+    if limit is not None:
+        q = q.limit(limit)
     with db.sessions() as s:
-        q = (
-            select(Evaluation)
-            .options(selectinload(Evaluation.model_version), selectinload(Evaluation.dataset))
-            .order_by(Evaluation.created_at.desc(), Evaluation.id.desc())
-        )
-        if limit is not None:
-            q = q.limit(limit)
-        return [evaluation_info(e) for e in s.scalars(q)]
+        return evaluation_infos(s, q)
 
 
 def evaluation_summary(db: Database, evaluation_id: int) -> dict[str, Any]:
@@ -261,11 +274,10 @@ def model_versions(db: Database, *, include_archived: bool = False) -> list[Vers
 
 def evaluations_of(db: Database, model_version_id: int) -> list[EvaluationInfo]:
     """Evaluations of one model version, newest first."""
+    q = (
+        select(Evaluation)
+        .where(Evaluation.model_version_id == model_version_id)
+        .order_by(Evaluation.created_at.desc(), Evaluation.id.desc())
+    )
     with db.sessions() as s:
-        q = (
-            select(Evaluation)
-            .where(Evaluation.model_version_id == model_version_id)
-            .options(selectinload(Evaluation.model_version), selectinload(Evaluation.dataset))
-            .order_by(Evaluation.created_at.desc())
-        )
-        return [evaluation_info(e) for e in s.scalars(q)]
+        return evaluation_infos(s, q)

@@ -291,9 +291,22 @@ def lower_is_better(metric: str) -> bool:
     return metric in LOWER_IS_BETTER
 
 
-def evaluation_info(e: Evaluation) -> EvaluationInfo:
-    summary = e.summary or {}
-    primary = primary_metric(summary)
+def evaluation_info(e: Evaluation, headlines: dict[str, Any] | None = None) -> EvaluationInfo:
+    """The record of an ``evaluations`` row.
+
+    Args:
+        e: the row (its model version and dataset loaded).
+        headlines: the overall estimates of :data:`PRIMARY_METRICS`, when the query fetched
+            them by JSON path instead of loading the whole summary (see
+            :func:`dashboard.queries.evaluation_infos`).
+    """
+    if headlines is None:
+        summary = e.summary or {}
+        primary = primary_metric(summary)
+        headline = summary_estimate(summary, primary) if primary else None
+    else:
+        found = [(m, Estimate.from_json(headlines.get(m))) for m in PRIMARY_METRICS]
+        primary, headline = next(((m, h) for m, h in found if h is not None), (None, None))
     mv = e.model_version
     return EvaluationInfo(
         id=e.id,
@@ -307,7 +320,7 @@ def evaluation_info(e: Evaluation) -> EvaluationInfo:
         dataset_version=e.dataset.version if e.dataset is not None else None,
         store_prefix=e.store_prefix,
         primary=primary,
-        headline=summary_estimate(summary, primary) if primary else None,
+        headline=headline,
     )
 
 

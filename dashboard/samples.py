@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
-from sqlalchemy.orm import aliased, selectinload
+from sqlalchemy.orm import aliased
 
+from dashboard.queries import evaluation_infos
 from dashboard.records import (
     NO_VERDICT,
     SORT_BY_ID,
@@ -23,7 +24,6 @@ from dashboard.records import (
     Facets,
     SampleFilter,
     SampleRow,
-    evaluation_info,
     lower_is_better,
     order_metrics,
     sample_row,
@@ -203,14 +203,17 @@ def sample_across(
             select(EvaluationSample)
             .join(Evaluation, Evaluation.id == EvaluationSample.evaluation_id)
             .where(EvaluationSample.sample_id == sample_id)
-            .options(
-                selectinload(EvaluationSample.evaluation).selectinload(Evaluation.model_version),
-                selectinload(EvaluationSample.evaluation).selectinload(Evaluation.dataset),
-            )
             .order_by(Evaluation.created_at.desc(), Evaluation.id.desc())
             .limit(limit)
         )
-        return [(evaluation_info(r.evaluation), sample_row(r)) for r in s.scalars(q)]
+        rows = list(s.scalars(q))
+        infos = {
+            e.id: e
+            for e in evaluation_infos(
+                s, select(Evaluation).where(Evaluation.id.in_([r.evaluation_id for r in rows]))
+            )
+        }
+        return [(infos[r.evaluation_id], sample_row(r)) for r in rows]
 
 
 # -------------------------------------------------------------------------- comparisons

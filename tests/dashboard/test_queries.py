@@ -53,7 +53,13 @@ def db(db_url: str) -> Iterator[Database]:
     """Two evaluations (A: 25 samples, B: 20 shared ids with other outcomes)."""
     d = open_db(db_url)
     with d.sessions.begin() as s:
-        a = Evaluation(label="A", split="test", summary={}, n_samples=25)
+        est = {"mean": 0.4, "ci_low": 0.3, "ci_high": 0.5, "n": 20}
+        a = Evaluation(
+            label="A",
+            split="test",
+            summary={"overall": {"metrics": {"instruction_alignment": est, "l1": est}}},
+            n_samples=25,
+        )
         b = Evaluation(label="B", split="test", summary={}, n_samples=20)
         s.add_all([a, b])
         s.flush()
@@ -77,13 +83,25 @@ def eval_id(db: Database, label: str) -> int:
         return int(s.scalar(select(Evaluation.id).where(Evaluation.label == label)) or 0)
 
 
+def test_evaluation_headlines_come_by_json_path(db: Database) -> None:
+    infos = {e.label: e for e in queries.evaluations(db)}
+    a, b = infos["A"], infos["B"]
+    assert a.primary == "instruction_alignment" and a.headline is not None
+    assert (a.headline.mean, a.headline.ci_low, a.headline.n) == (0.4, 0.3, 20)
+    assert a.headline.text() == "0.400 [0.300, 0.500]"
+    assert b.primary is None and b.headline is None
+    assert [e.label for e in queries.evaluations(db, limit=1)] == ["B"]  # newest first
+
+
 def test_facets_and_metric_range(db: Database) -> None:
     a = eval_id(db, "A")
     f = samples.facets(db, a)
     assert f.categories == ("causal", "physical")
     assert f.families == ("domino_chain", "ice_melt")
     assert set(f.verdicts) == {"no_change", "target", "wrong_change", "wrong_object", NO_VERDICT}
-    assert f.metrics == ("reasoning_acc", "l1", "psnr")  # headline order, from the samples
+    assert f.metrics == ("instruction_alignment", "l1")  # from the summary, headline order
+    b = samples.facets(db, eval_id(db, "B"))
+    assert b.metrics == ("reasoning_acc", "l1", "psnr")  # no summary: from the samples
     assert samples.metric_range(db, a, "l1") == (0.0, 0.24)
     assert samples.metric_range(db, a, "nope") is None
 
