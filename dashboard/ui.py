@@ -8,6 +8,7 @@ is never cached, so the page recovers as soon as ``make demo`` has run.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -191,6 +192,15 @@ def show_image(data: bytes | ImageProblem | None, caption: str | None = None) ->
         )
     else:
         st.image(data, caption=caption)
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|$<>~])")
+
+
+def md_escape(text: str | None) -> str:
+    """Recorded text (instructions, rationales, reasons) shown literally in Markdown: no
+    emphasis, links, HTML or ``$…$`` maths made out of what a dataset happens to contain."""
+    return _MD_SPECIAL.sub(r"\\\1", text or "")
 
 
 def show_chart(chart: Any) -> None:

@@ -33,6 +33,7 @@ from dashboard.ui import (
     context,
     fmt_time,
     guarded,
+    md_escape,
     metrics_text,
     query_int,
     show_chart,
@@ -155,8 +156,8 @@ def _detail(ctx: Context, row: SampleRow, metric_names: tuple[str, ...]) -> None
         if top[1].button("Close", key=f"close-{row.id}"):
             st.session_state.pop(DETAIL, None)
             st.rerun()
-        st.markdown(f"**Instruction.** {row.instruction}")
-        st.markdown(f"**Rationale.** {row.rationale or '—'}")
+        st.markdown(f"**Instruction.** {md_escape(row.instruction)}")
+        st.markdown(f"**Rationale.** {md_escape(row.rationale) or '—'}")
         st.markdown(f"**Automatic verdict.** {verdict_text(row.verdict, row.correct)}")
         uris = {k: str(v) for k, v in row.image_uris.items() if v}
         imgs = ctx.images.get_many(uris.values(), side)
@@ -247,11 +248,11 @@ def _grid(
         with cols[0]:
             show_image(img(r, "src"))
         with cols[1]:
-            st.markdown(r.instruction)
+            st.markdown(md_escape(r.instruction))
             meta = " · ".join(x for x in (r.sample_id, r.category, r.family, r.holdout) if x)
             st.caption(meta)
         with cols[2]:
-            st.markdown(r.rationale or "—")
+            st.markdown(md_escape(r.rationale) or "—")
             st.caption(metrics_text(r.metrics, metric_names))
         with cols[3]:
             show_image(img(r, "output"))

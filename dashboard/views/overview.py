@@ -13,7 +13,15 @@ from dashboard.queries import (
     model_summaries,
 )
 from dashboard.records import RunRow
-from dashboard.ui import context, fmt_seconds, fmt_time, guarded, sidebar_sources, stop_if_empty
+from dashboard.ui import (
+    context,
+    fmt_seconds,
+    fmt_time,
+    guarded,
+    md_escape,
+    sidebar_sources,
+    stop_if_empty,
+)
 
 
 def _stages(run: RunRow) -> str:
@@ -73,7 +81,7 @@ def main() -> None:
             f"{icon} **{promo.candidate or promo.name} → {promo.decision}** "
             f"({fmt_time(promo.created_at)})"
         )
-        st.markdown(promo.reason)
+        st.markdown(md_escape(promo.reason))
         if promo.difference is not None:
             ci = (
                 f" [{promo.ci_low:+.3f}, {promo.ci_high:+.3f}]"

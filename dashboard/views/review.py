@@ -23,6 +23,7 @@ from dashboard.ui import (
     context,
     fmt_time,
     guarded,
+    md_escape,
     query_int,
     show_image,
     sidebar_sources,
@@ -72,8 +73,8 @@ def _review_form(ctx: Context, row: SampleRow, reviewer: str) -> None:
     st.markdown(
         f"**{row.sample_id}** · {row.category}" + (f" · {row.family}" if row.family else "")
     )
-    st.markdown(f"**Instruction.** {row.instruction}")
-    st.markdown(f"**Rationale.** {row.rationale or '—'}")
+    st.markdown(f"**Instruction.** {md_escape(row.instruction)}")
+    st.markdown(f"**Rationale.** {md_escape(row.rationale) or '—'}")
     uris = {k: str(v) for k, v in row.image_uris.items() if v}
     imgs = ctx.images.get_many(uris.values(), ctx.settings.image_px * 2)
 

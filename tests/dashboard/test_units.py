@@ -182,6 +182,18 @@ def test_password_sources(monkeypatch: pytest.MonkeyPatch) -> None:
     assert configured_password(DashboardSettings(), {}) is None
 
 
+def test_recorded_text_is_shown_literally() -> None:
+    from markdown_it import MarkdownIt
+
+    from dashboard.ui import md_escape
+
+    raw = "If it cost $5 and *then* [x](javascript:y) <b>hi</b> ~~gone~~ # no heading"
+    html = MarkdownIt("commonmark").enable("strikethrough").render(md_escape(raw))
+    assert "<em>" not in html and "<a " not in html and "<b>" not in html and "<s>" not in html
+    assert "<h1>" not in html and "$5" in html
+    assert md_escape(None) == ""
+
+
 # ------------------------------------------------------------------------------ charts
 def test_charts_encode_what_they_show() -> None:
     rows = [
