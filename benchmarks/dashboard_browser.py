@@ -66,9 +66,11 @@ def serve(
     port: int | None = None,
     timeout: float = 60.0,
     log: Path | None = None,
+    script: Path | None = None,
 ) -> Iterator[str]:
     """Run ``python -m reasonbrain dashboard --port P`` (its own process group) until the block
-    ends; yields the base URL once ``/_stcore/health`` answers.
+    ends; yields the base URL once ``/_stcore/health`` answers. ``script`` runs a plain
+    ``streamlit run SCRIPT`` on loopback instead (a calibration page).
 
     Raises:
         RuntimeError: the server exited or did not answer within ``timeout`` (its log attached).
@@ -79,9 +81,15 @@ def serve(
     full["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), full.get("PYTHONPATH", "")) if p)
     own_log = log is None
     log_path = log or Path(tempfile.mkstemp(prefix="rb-dashboard-", suffix=".log")[1])
+    if script is None:
+        cmd = [sys.executable, "-m", "reasonbrain", "dashboard", "--port", str(port)]
+    else:
+        from reasonbrain.cli.dashboard import streamlit_command
+
+        cmd = streamlit_command(script, "127.0.0.1", port)
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "reasonbrain", "dashboard", "--port", str(port)],
+            cmd,
             env=full,
             cwd=root,
             stdout=out,

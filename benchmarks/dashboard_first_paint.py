@@ -9,6 +9,8 @@ page's 36 images (12 rows × source, output, target) are decoded and the verdict
 - ``cold_s``: the first visit after the server started (Python imports and empty caches paid);
 - ``warm_s``: later first visits, each in a fresh browser context (no HTTP cache, a new
   Streamlit session), median and all runs;
+- ``floor_s``: the same measure for a bare Streamlit page holding only a title, served and
+  opened the same way in the same run (what any Streamlit page costs on this machine now);
 - ``sql_ms``: the page's queries alone (count, verdict mix, one page) without and with a filter
   (verdict + metric range), median of 20.
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -128,8 +131,11 @@ def main() -> None:
     env = {"REASONBRAIN_DB_URL": db_url, "REASONBRAIN_STORE_URI": store.uri}
 
     warm: list[float] = []
+    floor: list[float] = []
     errors: list[str] = []
-    with serve(env) as url, browser() as b:
+    bare = work / "bare_page.py"
+    bare.write_text('import streamlit as st\n\nst.title("Floor")\n')
+    with serve(env) as url, serve({}, script=bare) as floor_url, browser() as b:
 
         def visit(shoot: bool = False) -> float:
             ctx = b.new_context(viewport={"width": 1400, "height": 1000})
@@ -145,9 +151,22 @@ def main() -> None:
             finally:
                 ctx.close()
 
+        def visit_floor() -> float:
+            ctx = b.new_context(viewport={"width": 1400, "height": 1000})
+            try:
+                page = ctx.new_page()
+                start = time.perf_counter()
+                page.goto(floor_url, wait_until="commit")
+                page.get_by_role("heading", name="Floor").wait_for()
+                return time.perf_counter() - start
+            finally:
+                ctx.close()
+
         cold = visit(shoot=True)
-        for _ in range(args.repeats):
+        visit_floor()  # its own cold start, not counted
+        for _ in range(args.repeats):  # interleaved: both see the same machine load
             warm.append(visit())
+            floor.append(visit_floor())
     result = {
         "samples": args.n,
         "database": db_url.split(":", 1)[0],
@@ -155,6 +174,7 @@ def main() -> None:
         "cold_s": round(cold, 3),
         "warm_s": round(statistics.median(warm), 3),
         "warm_runs_s": [round(x, 3) for x in warm],
+        "floor_s": round(statistics.median(floor), 3),
         "target_s": 2.0,
         "met": statistics.median(warm) < 2.0,
         "sql_ms": _sql_ms(db_url, evaluation_id),
@@ -163,6 +183,8 @@ def main() -> None:
     if args.screenshot is not None:
         result["screenshot"] = str(args.screenshot)
         result["screenshot_bytes"] = _small_png(args.screenshot)
+    if args.workdir is None:
+        shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(result))
 
 
