@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint typecheck unit bench clean
+.PHONY: install demo test lint typecheck unit bench clean browser
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -39,8 +39,17 @@ lint: install
 typecheck: install
 	$(BIN)/mypy reasonbrain flows dashboard benchmarks
 
-## make test: lint, type-check and the whole test suite.
-test: install lint typecheck
+## Debian's chromium for the dashboard's real-browser test (tests/dashboard/test_browser.py).
+## Idempotent; Playwright drives /usr/bin/chromium and never downloads a browser of its own.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium (dashboard browser test)"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
+
+## make test: lint, type-check and the whole test suite (with the dashboard's browser test).
+test: install lint typecheck browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: install

@@ -13,6 +13,7 @@ import sys
 import typer
 
 from reasonbrain import __version__
+from reasonbrain.cli import dashboard as dashboard_cli
 from reasonbrain.cli import data as data_cli
 from reasonbrain.cli import evaluate as evaluate_cli
 from reasonbrain.cli import infra as infra_cli
@@ -37,6 +38,7 @@ app.add_typer(infra_cli.app, name="infra")
 app.command("edit")(model_cli.edit)
 app.command("train")(train_cli.train)
 app.command("ablate")(train_cli.ablate)
+app.command("dashboard")(dashboard_cli.dashboard)
 
 
 def _version(value: bool) -> None:

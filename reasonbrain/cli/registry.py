@@ -257,3 +257,26 @@ def db_current() -> None:
             )
     finally:
         engine.dispose()
+
+
+@app.command("demote")
+def demote(
+    ref: str = typer.Argument(..., help="NAME@ALIAS to remove, e.g. tiny-editor@staging."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Remove an alias (the version it named stays registered)."""
+    from reasonbrain.errors import RegistryError
+    from reasonbrain.registry.api import open_registry
+    from reasonbrain.registry.refs import parse_ref
+
+    r = parse_ref(ref)
+    if r.alias is None:
+        raise RegistryError(
+            "demote needs an alias", where=ref, fix="write NAME@ALIAS, e.g. tiny-editor@staging"
+        )
+    with open_registry() as reg:
+        current = reg.get(r)
+        if not yes and not typer.confirm(f"Remove {r} (now {current.ref})?", default=False):
+            raise typer.Exit(1)
+        mv = reg.demote(r.name, r.alias)
+    console.print(f"[yellow]removed[/] [bold]{r}[/] (was {mv.ref})")
