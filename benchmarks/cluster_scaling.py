@@ -118,7 +118,13 @@ def main() -> None:
 
     os.environ.update({"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"})
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.getenv("PYTHONPATH")]))
-    with tempfile.TemporaryDirectory(prefix="rb-bench-cluster-") as tmp:
+    # A private Ray temp dir (short: socket paths are limited): the head records its address in
+    # <tmp>/ray/ray_current_cluster, where any bare `ray.init()` on the machine would find it.
+    with (
+        tempfile.TemporaryDirectory(prefix="rbb-", dir="/tmp") as ray_tmp,
+        tempfile.TemporaryDirectory(prefix="rb-bench-cluster-") as tmp,
+    ):
+        os.environ["RAY_TMPDIR"] = ray_tmp
         work = Path(tmp)
         data = work / "data"
         synth = SynthParams(n_train=args.n_train, n_val=16, n_test=0, seed=0)

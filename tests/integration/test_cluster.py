@@ -25,9 +25,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -70,6 +72,7 @@ class TwoNodes:
     cluster: Any
     worker_node: Any
     raylets: dict[int, str]
+    ray_tmpdir: str
 
     @property
     def address(self) -> str:
@@ -113,12 +116,29 @@ def kill_node(nodes: TwoNodes) -> None:
     nodes.cluster.remove_node(nodes.worker_node, allow_graceful=False)
 
 
+def _stop(cluster: Any) -> None:
+    """Remove every node. Not ``Cluster.shutdown()``: it also resets this process's Ray
+    internal-KV client, which would break the session's own local Ray (``ray_session``)."""
+    for node in list(cluster.worker_nodes):
+        cluster.remove_node(node, allow_graceful=False)
+    if cluster.head_node is not None:
+        cluster.remove_node(cluster.head_node, allow_graceful=False)
+
+
 @pytest.fixture(scope="module")
 def two_nodes() -> Iterator[TwoNodes]:
-    """Head (2 CPUs) + worker node (2 CPUs), small object stores, no dashboard."""
+    """Head (2 CPUs) + worker node (2 CPUs), small object stores, no dashboard.
+
+    Ray's temp dir is private to this cluster (``RAY_TMPDIR``; short, socket paths are limited):
+    a head node records its address in ``<tmp>/ray/ray_current_cluster``, and a bare
+    ``ray.init()`` anywhere on the machine joins the cluster named there (another test session's
+    Ray, or this session's ``ray_session`` once the cluster is gone).
+    """
     from ray.cluster_utils import Cluster
 
+    tmp = tempfile.mkdtemp(prefix="rbc-", dir="/tmp")
     with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_TMPDIR", tmp)
         mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.getenv("PYTHONPATH")])))
         mp.setenv("RAY_AUTH_MODE", "disabled")
         mp.setenv("RAY_USAGE_STATS_ENABLED", "0")
@@ -130,14 +150,16 @@ def two_nodes() -> Iterator[TwoNodes]:
                 "include_dashboard": False,
                 "object_store_memory": store,
             },
+            shutdown_at_exit=False,
         )
         try:
             worker = cluster.add_node(num_cpus=2, object_store_memory=store)
             cluster.wait_for_nodes()
             raylets = {_raylet_pid(cluster.head_node): "head", _raylet_pid(worker): "worker"}
-            yield TwoNodes(cluster, worker, raylets)
+            yield TwoNodes(cluster, worker, raylets, tmp)
         finally:
-            cluster.shutdown()
+            _stop(cluster)
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------- the runs
@@ -219,6 +241,7 @@ def cluster_env(
     env = {
         **os.environ,
         "RAY_ADDRESS": two_nodes.address,
+        "RAY_TMPDIR": two_nodes.ray_tmpdir,
         "PYTHONPATH": str(ROOT),
         "REASONBRAIN_HOME": str(tmp_path_factory.mktemp("cluster-home")),
         "AWS_ENDPOINT_URL": moto_endpoint,
