@@ -388,6 +388,47 @@ class Registry:
                 time.sleep(random.uniform(0.005, 0.05))
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def demote(self, name: str, alias: str) -> ModelVersion:
+        """Remove ``alias`` from model ``name``; the version it named stays registered.
+
+        Returns the version that held the alias (its aliases reloaded, without this one).
+
+        Raises:
+            RegistryError: bad name or alias, or ``name`` has no such alias.
+        """
+        check_name(name)
+        check_alias(alias)
+        for attempt in range(1, _COMMIT_ATTEMPTS + 1):
+            try:
+                with self.db.sessions.begin() as s:
+                    row = s.scalars(
+                        select(ModelAlias)
+                        .where(ModelAlias.name == name, ModelAlias.alias == alias)
+                        .with_for_update()
+                    ).first()
+                    if row is None:
+                        held = sorted(
+                            s.scalars(select(ModelAlias.alias).where(ModelAlias.name == name))
+                        )
+                        raise RegistryError(
+                            f"model {name!r} has no alias {alias!r}",
+                            where=f"{name}@{alias}",
+                            fix=f"its aliases: {', '.join(held)}"
+                            if held
+                            else "see `reasonbrain registry list`",
+                        )
+                    mv = s.get(ModelVersion, row.model_version_id)
+                    assert mv is not None  # FK, ON DELETE CASCADE
+                    s.delete(row)
+                    s.flush()
+                    s.refresh(mv, ["aliases"])
+                return mv
+            except (IntegrityError, OperationalError) as err:
+                if not _is_version_race(err) or attempt == _COMMIT_ATTEMPTS:
+                    raise
+                time.sleep(random.uniform(0.005, 0.05))
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def archive(self, ref: str, *, force: bool = False) -> ModelVersion:
         """Mark a version archived (hidden from ``list`` and from bare ``NAME``; bytes kept).
 
@@ -571,48 +612,6 @@ def _cached_ok(path: Path, entries: list[FileEntry]) -> bool:
     if changed:
         _write_stamp(path, entries)
     return True
-
-    # ------------------------------------------------------------------ demote
-    def demote(self, name: str, alias: str) -> ModelVersion:
-        """Remove ``alias`` from model ``name``; the version it named stays registered.
-
-        Returns the version that held the alias (its aliases reloaded, without this one).
-
-        Raises:
-            RegistryError: bad name or alias, or ``name`` has no such alias.
-        """
-        check_name(name)
-        check_alias(alias)
-        for attempt in range(1, _COMMIT_ATTEMPTS + 1):
-            try:
-                with self.db.sessions.begin() as s:
-                    row = s.scalars(
-                        select(ModelAlias)
-                        .where(ModelAlias.name == name, ModelAlias.alias == alias)
-                        .with_for_update()
-                    ).first()
-                    if row is None:
-                        held = sorted(
-                            s.scalars(select(ModelAlias.alias).where(ModelAlias.name == name))
-                        )
-                        raise RegistryError(
-                            f"model {name!r} has no alias {alias!r}",
-                            where=f"{name}@{alias}",
-                            fix=f"its aliases: {', '.join(held)}"
-                            if held
-                            else "see `reasonbrain registry list`",
-                        )
-                    mv = s.get(ModelVersion, row.model_version_id)
-                    assert mv is not None  # FK, ON DELETE CASCADE
-                    s.delete(row)
-                    s.flush()
-                    s.refresh(mv, ["aliases"])
-                return mv
-            except (IntegrityError, OperationalError) as err:
-                if not _is_version_race(err) or attempt == _COMMIT_ATTEMPTS:
-                    raise
-                time.sleep(random.uniform(0.005, 0.05))
-        raise AssertionError("unreachable")  # pragma: no cover
 
 
 @contextlib.contextmanager

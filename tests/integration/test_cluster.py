@@ -304,8 +304,8 @@ def test_two_node_run_spreads_workers_and_checkpoints_to_s3(
     row = json.loads((cluster_env["data"] / "val.jsonl").read_text().splitlines()[0])
     image = Image.open(cluster_env["data"] / row["src_image"]).convert("RGB")
     edited = pipe(
-        image,
-        row["instruction"],
+        image=image,
+        prompt=row["instruction"],
         num_inference_steps=2,
         generator=torch.Generator().manual_seed(0),
     ).images[0]
