@@ -139,9 +139,9 @@ def test_prefect_yaml_schedules_match_params() -> None:
 
 
 def test_gate_names_are_checked() -> None:
-    with pytest.raises(ConfigError, match="promote.model"):
+    with pytest.raises(ConfigError, match=r"promote\.model"):
         load_params(None, ["promote.model=nope"])
-    with pytest.raises(ConfigError, match="promote.baselines"):
+    with pytest.raises(ConfigError, match=r"promote\.baselines"):
         load_params(None, ["promote.baselines=[identity, gan]"])
 
 

@@ -134,7 +134,7 @@ def test_worse_candidate_is_not_promoted_over_production(reg: Registry, tmp_path
 
 
 def test_margin_and_lower_is_better_metric(reg: Registry, tmp_path: Path) -> None:
-    cand = _model(reg, tmp_path, "rb", b"c")
+    _model(reg, tmp_path, "rb", b"c")
     rng = np.random.default_rng(0)
     base_l1 = {f"s{i}": float(v) for i, v in enumerate(rng.uniform(0.2, 0.3, 100))}
     better = {k: v - 0.05 for k, v in base_l1.items()}  # lower l1 is better: 0.05 better
