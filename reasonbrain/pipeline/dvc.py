@@ -89,10 +89,13 @@ def dvc_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
 def _lines(stream: Iterable[str]) -> Iterator[str]:
-    """Lines of a text stream, also split at carriage returns (progress bars)."""
+    """Lines of a text stream without terminal colours, also split at carriage returns."""
     for raw in stream:
-        for part in re.split(r"\r", raw.rstrip("\n")):
+        for part in _ANSI.sub("", raw.rstrip("\n")).split("\r"):
             if part.strip():
                 yield part
 
@@ -175,19 +178,28 @@ def run_stage(
 
 def pipeline_stages(root: Path | str) -> list[str]:
     """The stages of ``dvc.yaml`` (``foreach`` items expanded) in dependency order; ties keep
-    the order of ``dvc.yaml``. Data sources (``.dvc`` files) are not stages to run."""
+    the order of ``dvc.yaml``. Data sources (``.dvc`` files) are not stages to run. Stages of
+    other ``dvc.yaml`` files are addressed ``path/dvc.yaml:name`` (relative to ``root``)."""
     import networkx as nx
     from dvc.repo import Repo
     from dvc.stage import PipelineStage
 
-    with Repo(str(root)) as repo:
+    base = Path(root).resolve()
+
+    def address(stage: PipelineStage) -> str:
+        path = Path(stage.path).resolve()
+        if path == base / "dvc.yaml":
+            return str(stage.name)
+        return f"{os.path.relpath(path, base)}:{stage.name}"
+
+    with Repo(str(base)) as repo:
         stages = [s for s in repo.index.stages if isinstance(s, PipelineStage)]
-        order = {s.addressing: i for i, s in enumerate(stages)}
+        order = {id(s): i for i, s in enumerate(stages)}
         graph = repo.index.graph.reverse()  # edges dependency → dependant
         ranked = nx.lexicographical_topological_sort(
-            graph, key=lambda s: f"{order.get(s.addressing, len(order)):06d}"
+            graph, key=lambda s: f"{order.get(id(s), len(order)):06d}"
         )
-        return [s.addressing for s in ranked if isinstance(s, PipelineStage)]
+        return [address(s) for s in ranked if isinstance(s, PipelineStage)]
 
 
 def dvc_add(root: Path | str, target: Path | str, *, on_line: LineSink | None = None) -> str:

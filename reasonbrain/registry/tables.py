@@ -64,8 +64,16 @@ NAMING = {
 
 RUN_STATUSES = ("running", "succeeded", "failed")
 VERDICTS = ("accept", "reject", "flag")
-#: the automatic verdict of an evaluation sample (ReasonSynth verifier: which outcome is nearest)
-SAMPLE_VERDICTS = ("target", "no_change", "wrong_object", "wrong_change", "unverifiable")
+#: the automatic verdict of an evaluation sample (ReasonSynth verifier: which outcome is nearest;
+#: "tie" when the target and a counterfactual are equally near, which counts as not correct)
+SAMPLE_VERDICTS = (
+    "target",
+    "no_change",
+    "wrong_object",
+    "wrong_change",
+    "tie",
+    "unverifiable",
+)
 PROMOTION_DECISIONS = ("production", "staging")
 DROP_STATUSES = ("processing", "merged", "quarantined", "failed")
 
