@@ -135,7 +135,9 @@ def _s3_keys(stack: Stack, prefix: str) -> set[str]:
     return {o["Key"] for p in pages for o in p.get("Contents", [])}
 
 
-def test_first_run_trains_registers_records_and_decides(stack: Stack, first: dict[str, Any]) -> None:
+def test_first_run_trains_registers_records_and_decides(
+    stack: Stack, first: dict[str, Any]
+) -> None:
     p = stack.project
     stages = first["stages"]
     assert list(stages) == [
@@ -208,8 +210,10 @@ def test_first_run_trains_registers_records_and_decides(stack: Stack, first: dic
     for uri in sample.image_uris.values():
         assert uri.startswith(f"s3://{stack.bucket}/registry/")
         assert uri.removeprefix(f"s3://{stack.bucket}/") in keys
-    assert sample.image_uris["src"].split("/registry/")[1].startswith(
-        f"datasets/reasonsynth/{data_md5}/"
+    assert (
+        sample.image_uris["src"]
+        .split("/registry/")[1]
+        .startswith(f"datasets/reasonsynth/{data_md5}/")
     )
     assert f"registry/evaluations/{ident.key}/metrics.json" in keys
     # the gate's decision agrees with its numbers, and says why in words
@@ -243,7 +247,12 @@ def test_registered_model_pulls_back_from_s3_and_makes_the_same_edit(
     outs = []
     for d in (local, tmp_path / "pulled"):
         pipe = ReasonBrainPipeline.from_pretrained(d)
-        out = pipe(image, rec.instruction, num_inference_steps=3, generator=torch.Generator().manual_seed(0))
+        out = pipe(
+            image,
+            rec.instruction,
+            num_inference_steps=3,
+            generator=torch.Generator().manual_seed(0),
+        )
         outs.append(np.asarray(out.images[0]))
     assert np.array_equal(outs[0], outs[1])
 
@@ -316,7 +325,13 @@ def test_dvc_reruns_only_what_a_change_affects(stack: Stack, first: dict[str, An
     assert set(_status(p)) == {"train@reasonbrain", "train@ip2p"}
     dry = dvc(p, "repro", "--dry")
     ran = {line.split("'")[1] for line in dry.splitlines() if line.startswith("Running stage")}
-    assert ran == {"train@reasonbrain", "train@ip2p", "evaluate@reasonbrain", "evaluate@ip2p", "report"}
+    assert ran == {
+        "train@reasonbrain",
+        "train@ip2p",
+        "evaluate@reasonbrain",
+        "evaluate@ip2p",
+        "report",
+    }
     # restore: up to date again
     (p / "params.yaml").write_text(yaml.safe_dump(original, sort_keys=False))
     assert _status(p) == {}
@@ -367,12 +382,15 @@ def test_a_transient_s3_failure_succeeds_on_retry(
     bucket = _bucket(stack.endpoint)
     proxy = FlakyS3Proxy(stack.endpoint, fail_first=2)
     try:
-        with pg_database(pg_admin) as db_url, environ(
-            AWS_ENDPOINT_URL=proxy.url,
-            AWS_MAX_ATTEMPTS="1",
-            REASONBRAIN_STORE_RETRIES="1",
-            REASONBRAIN_STORE_URI=f"s3://{bucket}/registry",
-            REASONBRAIN_DB_URL=db_url,
+        with (
+            pg_database(pg_admin) as db_url,
+            environ(
+                AWS_ENDPOINT_URL=proxy.url,
+                AWS_MAX_ATTEMPTS="1",
+                REASONBRAIN_STORE_RETRIES="1",
+                REASONBRAIN_STORE_URI=f"s3://{bucket}/registry",
+                REASONBRAIN_DB_URL=db_url,
+            ),
         ):
             result = pipeline(project_dir=str(stack.project))
             assert proxy.failed == 2
@@ -415,9 +433,7 @@ def test_a_worse_model_is_not_promoted_and_the_reason_is_recorded(
         assert reg.get("reasonbrain@production").version == 1
         assert reg.get("reasonbrain@staging").version == 2
         with reg.db.sessions() as s:
-            row = s.scalars(
-                select(PromotionDecision).order_by(PromotionDecision.id.desc())
-            ).first()
+            row = s.scalars(select(PromotionDecision).order_by(PromotionDecision.id.desc())).first()
             v1 = s.scalars(
                 select(Evaluation).where(Evaluation.model_version_id == row.incumbent_version_id)
             ).all()

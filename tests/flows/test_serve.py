@@ -15,8 +15,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from reasonbrain.registry.db import open_db
 from reasonbrain.registry import infra as stack
+from reasonbrain.registry.db import open_db
 from reasonbrain.registry.tables import LandingDrop
 from tests.flows.helpers import make_drop, make_project
 
