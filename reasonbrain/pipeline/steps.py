@@ -169,10 +169,11 @@ def record_ablation(root: Path, run_id: str | None) -> str | None:
 Evaluator = Callable[[Path, str, str, Path, str, LineSink | None], None]
 
 
-def evaluate_ref(
-    root: Path, ref: str, data: str, out: Path, split: str, on_line: LineSink | None
+def evaluate_model(
+    root: Path, model: str, data: str, out: Path, split: str, on_line: LineSink | None
 ) -> None:
-    """``bin/reasonbrain evaluate --model registry://REF`` into ``out`` (resumable).
+    """``bin/reasonbrain evaluate --model MODEL`` into ``out`` (resumable), as the pipeline's
+    evaluate stages run it.
 
     Raises:
         StageFailed: the evaluation failed.
@@ -186,7 +187,7 @@ def evaluate_ref(
         str(root / "bin" / "reasonbrain"),
         "evaluate",
         "--model",
-        f"registry://{ref}",
+        model,
         "--data",
         data,
         "--split",
@@ -201,7 +202,7 @@ def evaluate_ref(
         if on_line is not None and line.strip():
             on_line(line)
     if proc.returncode != 0:
-        raise StageFailed(f"evaluate {ref}", proc.returncode, lines[-40:])
+        raise StageFailed(f"evaluate {model}", proc.returncode, lines[-40:])
 
 
 def promote(
@@ -213,13 +214,15 @@ def promote(
     dataset: dict[str, Any],
     run_id: str | None,
     on_line: LineSink | None = None,
-    evaluator: Evaluator = evaluate_ref,
+    evaluator: Evaluator = evaluate_model,
 ) -> dict[str, Any]:
     """Run the promotion gate for ``candidate`` on this run's evaluations.
 
     When a production version exists but was never evaluated on this dataset version, split and
-    eval params, it is evaluated now (``reasonbrain evaluate --model registry://NAME@V`` into
-    ``$REASONBRAIN_HOME/evaluations/``) and that evaluation is recorded first.
+    eval params, it is evaluated now and that evaluation is recorded first: its verified copy is
+    fetched here (the registry's cache) and evaluated like the stages evaluate a trained model
+    (``reasonbrain evaluate --model DIR`` into ``$REASONBRAIN_HOME/evaluations/``) — the
+    evaluation workers, possibly on a Ray cluster, need no access to the registry.
     """
     name = params.promote.model
     cand_eval = evaluations_by_label[name]
@@ -236,7 +239,8 @@ def promote(
                 return found
             home = get_settings().home.resolve()
             out = home / "evaluations" / f"{mv.name}-v{mv.version}-{key[:12]}"
-            evaluator(root, f"{mv.name}@{mv.version}", str(params.data.dir), out, split, on_line)
+            local = reg.resolve(mv.ref)
+            evaluator(root, str(local), str(params.data.dir), out, split, on_line)
             rec = evaluations.record_evaluation(
                 reg,
                 out,

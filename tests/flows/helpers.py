@@ -194,8 +194,7 @@ class FlakyS3Proxy:
             protocol_version = "HTTP/1.1"
 
             def _forward(self) -> None:
-                n = int(self.headers.get("Content-Length", 0) or 0)
-                body = self.rfile.read(n) if n else None
+                body = self._body()
                 if self.command in ("PUT", "POST"):
                     with proxy.lock:
                         fail = proxy.remaining > 0
@@ -211,6 +210,8 @@ class FlakyS3Proxy:
                         return
                 hop = {"host", "expect", "connection", "transfer-encoding", "content-length"}
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in hop}
+                # urllib would label a body as a form, which the server then parses away
+                headers.setdefault("Content-Type", "application/octet-stream")
                 req = urllib.request.Request(
                     proxy.upstream + self.path, data=body, method=self.command, headers=headers
                 )
@@ -228,6 +229,21 @@ class FlakyS3Proxy:
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
+
+            def _body(self) -> bytes | None:
+                """The request body (botocore streams uploads with chunked encoding)."""
+                if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                    parts = []
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                        if size == 0:
+                            while self.rfile.readline().strip():  # trailers
+                                pass
+                            return b"".join(parts)
+                        parts.append(self.rfile.read(size))
+                        self.rfile.readline()
+                n = int(self.headers.get("Content-Length", 0) or 0)
+                return self.rfile.read(n) if n else None
 
             do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
 
