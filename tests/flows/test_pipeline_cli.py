@@ -36,10 +36,14 @@ def project(tmp_path: Path) -> Path:
 def test_bad_input_is_refused_before_anything_runs(
     project: Path, args: tuple[str, ...], needle: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.chdir(project)
     before = (project / "params.yaml").read_text()
-    r = CliRunner().invoke(app, ["pipeline", *args])
+    # no server configured, whatever other tests of this session set up (the Prefect harness)
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        r = CliRunner().invoke(app, ["pipeline", *args])
     # the CLI's main() turns this error into one red line and exit code 2 (tests/unit/test_cli)
     assert isinstance(r.exception, ConfigError), r.output
     assert needle in r.exception.one_line()
