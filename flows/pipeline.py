@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from prefect import Task, flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
@@ -90,6 +91,12 @@ def record_evaluation(
         rec["store_prefix"],
     )
     return rec
+
+
+@task(name="record-ablation", cache_policy=NO_CACHE)
+def record_ablation(root: str, run_id: str) -> str | None:
+    """Record reports/ablation.json (a runs row of kind ablation) when it exists."""
+    return steps.record_ablation(Path(root), run_id)
 
 
 @task(name="promote", cache_policy=NO_CACHE)
@@ -179,12 +186,13 @@ def pipeline(project_dir: str = ".", overrides: list[str] | None = None) -> dict
             )
             for label in [*p.models, IDENTITY]
         }
-        ablation = steps.record_ablation(root, run_id)
+        ablation = retrying(record_ablation, n, delay)(str(root), run_id)
         gate = retrying(promote, n, delay)(
             str(root), params, models[params.promote.model], evaluations, dataset, run_id
         )
         if p.push:
             retrying(push, n, delay)(str(root))
+        _artifacts(stages, models, gate)
         summary = {
             "run_id": run_id,
             "project": str(root),
@@ -218,6 +226,27 @@ def retrying(t: Task[P, R], retries: int, delay_s: float) -> Task[P, R]:
         retries=retries,
         retry_delay_seconds=exponential_backoff(delay_s),
         retry_condition_fn=retry_if_transient,
+    )
+
+
+def _artifacts(
+    stages: dict[str, str], models: dict[str, dict[str, Any]], gate: dict[str, Any]
+) -> None:
+    """What the run did, on the flow run's page in the Prefect UI."""
+    create_table_artifact(
+        key="pipeline-stages",
+        table=[{"stage": k, "outcome": v} for k, v in stages.items()],
+        description="DVC stages: ran, or skipped because up to date",
+    )
+    lines = [
+        f"- `{m['ref']}` ({'new' if m['created'] else 'already registered'})"
+        for m in models.values()
+    ]
+    create_markdown_artifact(
+        key="promotion-gate",
+        markdown=f"**{gate['candidate']} → {gate['decision']}**\n\n{gate['reason']}\n\n"
+        + "\n".join(lines),
+        description="the promotion gate's decision",
     )
 
 

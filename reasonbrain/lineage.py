@@ -181,14 +181,30 @@ def read_lock(root: Path | str) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
+def _defined_stages(root: Path) -> set[str] | None:
+    """Names of the stages ``dvc.yaml`` defines now (``None`` when DVC cannot read it):
+    ``dvc.lock`` keeps the entries of renamed or removed stages, which must not be trusted."""
+    try:
+        from dvc.repo import Repo
+
+        with Repo(str(root)) as repo:
+            return {str(s.name) for s in repo.index.stages if getattr(s, "cmd", None)}
+    except Exception:  # not a DVC project, or a dvc.yaml DVC refuses: use the lock as it is
+        return None
+
+
 def stage_producing(root: Path | str, path: Path | str) -> tuple[str, dict[str, Any]] | None:
-    """``(stage name, its dvc.lock entry)`` of the stage whose output is ``path``, if any."""
+    """``(stage name, its dvc.lock entry)`` of the stage of ``dvc.yaml`` whose output is
+    ``path``, if any."""
     r = Path(root).resolve()
     try:
         rel = Path(path).resolve().relative_to(r).as_posix()
     except ValueError:
         return None
+    defined = _defined_stages(r)
     for name, entry in read_lock(r).get("stages", {}).items():
+        if defined is not None and name not in defined:
+            continue
         if any(str(o.get("path")) == rel for o in entry.get("outs", []) or []):
             return name, entry
     return None

@@ -277,6 +277,21 @@ def test_second_run_skips_every_stage_and_the_gate_sees_the_same_model(
         assert s.scalar(select(func.count()).select_from(Evaluation)) == 3
         assert s.scalar(select(func.count()).select_from(PromotionDecision)) == 2
     assert len(stack.webhook.bodies) == before  # nothing new to announce
+    # the Prefect UI shows the stages' outcomes and the decision on the flow run's page
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[uuid.UUID(again["run_id"])])
+            )
+        )
+    by_key = {a.key: a for a in arts}
+    table = by_key["pipeline-stages"].data
+    rows = json.loads(table) if isinstance(table, str) else table
+    assert {r["outcome"] for r in rows} == {"skipped"} and len(rows) == 8
+    assert "the gate saw the same model" in str(by_key["promotion-gate"].data)
 
 
 def _status(project: Path) -> dict[str, Any]:
