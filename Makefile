@@ -19,18 +19,26 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
-## make demo: the whole pipeline on embedded defaults with DVC (data → validate → train ReasonBrain
-## and the ip2p baseline → evaluate both + identity → comparison report), then push to the remote.
+## make demo: the `pipeline` Prefect flow on embedded defaults (ephemeral Prefect API, local Ray,
+## SQLite, file:// store): DVC stages data → validate → train ReasonBrain and the ip2p baseline →
+## evaluate both + identity → report, then register (with lineage), record the evaluations, the
+## promotion gate's decision, dvc push. A second `make demo` is fast: DVC skips every stage and the
+## gate sees the same model. `make demo STACK=local` runs it against `reasonbrain infra up`
+## (S3 endpoint, PostgreSQL, Prefect server) instead.
+STACK ?=
 demo: install
-	$(BIN)/dvc repro
-	$(BIN)/dvc push -q
-	@echo
-	@sed -n '/^## Overall/,/^Chance level/p' reports/compare.md  # all figures: dvc metrics show
-	@echo
-	@echo "Dataset:           $$($(BIN)/python -c "from reasonbrain.config import load_params; print(load_params().data.dir.resolve())")"
-	@echo "Validation report: reports/validation.json (HTML data docs: reports/validation_docs/index.html)"
-	@echo "Trained model:     models/reasonbrain/model (try: reasonbrain edit --model models/reasonbrain/model ...)"
-	@echo "Comparison:        reports/compare.md (per-sample edits under reports/eval/*/images)"
+	@set -e; \
+	if [ "$(STACK)" = "local" ]; then \
+		$(BIN)/reasonbrain infra up; . "$${REASONBRAIN_HOME:-.reasonbrain}/infra/env.sh"; \
+	elif [ -n "$(STACK)" ]; then echo "STACK must be empty or 'local'" >&2; exit 2; fi; \
+	$(BIN)/reasonbrain pipeline run --flow pipeline; \
+	echo; sed -n '/^## Overall/,/^Chance level/p' reports/compare.md; \
+	echo; $(BIN)/reasonbrain registry list; \
+	echo; \
+	echo "Dataset, validation:  data/reasonsynth, reports/validation.json (HTML: reports/validation_docs/index.html)"; \
+	echo "Models:               models/{reasonbrain,ip2p}/model (try: reasonbrain edit --model registry://reasonbrain@production ...)"; \
+	echo "Comparison:           reports/compare.md; every number: dvc metrics show"; \
+	echo "Review the edits:     reasonbrain dashboard   (with the venv active, or .venv/bin/reasonbrain dashboard)"
 
 lint: install
 	$(BIN)/ruff check reasonbrain flows dashboard benchmarks tests

@@ -20,6 +20,9 @@ VERDICT_COLOURS: dict[str, str] = {
     "wrong_change": "#c62828",
     "unverifiable": "#6a1b9a",
     "tie": "#795548",
+    "faint_edit": "#90a4ae",
+    "collateral_edit": "#f9a825",
+    "background_changed": "#ad1457",
     "none": "#bdbdbd",
 }
 

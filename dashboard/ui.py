@@ -35,7 +35,7 @@ from reasonbrain.registry.db import Database
 MIB = 1024 * 1024
 UNLOCKED = "rb_write_unlocked"
 
-#: the automatic verdict in words (the verifier's nearest outcome)
+#: the automatic verdict in words (the verifier's outcome)
 VERDICT_LABELS: dict[str, str] = {
     "target": "correct",
     "no_change": "nearest: no change",
@@ -43,6 +43,9 @@ VERDICT_LABELS: dict[str, str] = {
     "wrong_change": "nearest: wrong change",
     "unverifiable": "unverifiable",
     "tie": "tie (counted wrong)",
+    "faint_edit": "nearest the target, but too faint",
+    "collateral_edit": "right edit, but the twin changed too",
+    "background_changed": "right edit, but the background changed",
     "none": "no verdict",
 }
 #: (Material icon, colour) per verdict; Streamlit bundles the icon font (no emoji font needed)
@@ -53,6 +56,9 @@ VERDICT_STYLE: dict[str, tuple[str, str]] = {
     "wrong_change": ("cancel", "red"),
     "unverifiable": ("help", "violet"),
     "tie": ("drag_handle", "gray"),
+    "faint_edit": ("opacity", "gray"),
+    "collateral_edit": ("content_copy", "orange"),
+    "background_changed": ("wallpaper", "red"),
 }
 
 

@@ -1,8 +1,9 @@
 """Typed configuration: *params* say what a run does, *settings* say where things live.
 
 - :class:`Params` mirrors ``params.yaml`` (sections ``data``, ``validate``, ``model``, ``train``,
-  ``eval``). Every key is declared; an unknown key is an error, never silently ignored. DVC stages
-  declare the keys they read, so ``dvc repro`` reruns only what changed.
+  ``eval``, and for the Prefect flows ``pipeline``, ``promote``, ``ingest``). Every key is
+  declared; an unknown key is an error, never silently ignored. DVC stages declare the keys they
+  read, so ``dvc repro`` reruns only what changed.
 - **Preset profiles.** The declared defaults are the ``tiny`` demo's (``params.yaml``). With
   ``model.preset: paper``, every key a file does not set comes from :data:`PAPER_PROFILE` instead
   (the recipe ``params.paper.yaml`` spells out): image size 256, per-group learning rates,
@@ -83,6 +84,11 @@ class DataParams(StrictModel):
         default_factory=dict, description="importer options (`reasonbrain data formats`)"
     )
     synth: SynthParams = Field(default_factory=SynthParams)
+    ingested_dir: Path = Field(
+        Path("data/ingested"),
+        description="landing-zone drops merged by the `ingest` flow (one DVC-tracked directory "
+        "per drop); stage `data` appends their records to the dataset",
+    )
 
 
 class ValidateParams(StrictModel):
@@ -335,6 +341,82 @@ class EvalParams(StrictModel):
         return v
 
 
+# ------------------------------------------------------------------------------ orchestration
+class ModelVariant(StrictModel):
+    """One model the ``pipeline`` flow trains (DVC stage ``train@NAME``) and registers as NAME."""
+
+    kind: Literal["reasonbrain", "ip2p"] = "reasonbrain"
+
+
+class PipelineParams(StrictModel):
+    """The ``pipeline`` flow (``flows/pipeline.py``): DVC stages as tasks, then register, record,
+    promote; and its schedule (``reasonbrain pipeline serve``)."""
+
+    models: dict[str, ModelVariant] = Field(
+        default_factory=lambda: {
+            "reasonbrain": ModelVariant(kind="reasonbrain"),
+            "ip2p": ModelVariant(kind="ip2p"),
+        },
+        description="trained by `train@NAME` into models/NAME, evaluated by `evaluate@NAME` into "
+        "reports/eval/NAME, registered as NAME",
+    )
+    cron: str = Field("0 2 * * *", description="schedule of the `pipeline` deployment (nightly)")
+    timezone: str = Field("UTC", description="time zone of the cron schedule")
+    push: bool = Field(True, description="`dvc push` the artefacts after the stages")
+    stage_retries: int = Field(
+        1,
+        ge=0,
+        description="retries of a stage that failed for a transient reason (lost Ray "
+        "worker, network); a stage that fails for its inputs is never retried",
+    )
+    task_retries: int = Field(3, ge=0, description="retries of store/DB steps (register, record)")
+    retry_delay_s: float = Field(
+        10.0, ge=0, description="first retry delay; doubles at each retry (exponential backoff)"
+    )
+    lock_timeout_s: float = Field(
+        3600.0, ge=0, description="how long a run waits for another flow holding the workspace"
+    )
+
+
+class PromoteParams(StrictModel):
+    """The promotion gate: the candidate goes to ``production`` only when, on the same samples,
+    its paired difference to the production model (or, with none yet, to every baseline) on
+    ``metric`` has a CI entirely above ``margin``; otherwise ``staging``."""
+
+    model: str = Field("reasonbrain", description="the candidate: a key of pipeline.models")
+    metric: str = Field("reasoning_acc", description="per-sample metric in samples.jsonl")
+    higher_is_better: bool = True
+    margin: float = Field(0.0, description="in the metric's units (0.02 = 2 points of accuracy)")
+    baselines: list[str] = Field(
+        default_factory=lambda: ["identity", "ip2p"],
+        description="evaluations a first model must beat (identity, or keys of pipeline.models)",
+    )
+    ci_level: float = Field(0.95, gt=0, lt=1)
+    bootstrap_resamples: int = Field(1000, ge=100)
+    seed: int = 0
+
+
+class IngestParams(StrictModel):
+    """The ``ingest`` flow (``flows/ingest.py``): the landing zone and its schedule."""
+
+    landing: str = Field(
+        "data/landing",
+        description="directory, file:// or s3://bucket/prefix; each sub-directory is one drop",
+    )
+    format: str = Field("reason50k", description="importer of drops that carry no drop.json")
+    options: dict[str, Any] = Field(default_factory=dict, description="importer options")
+    settle_s: float = Field(
+        120.0, ge=0, description="a drop without a _READY marker is taken once unchanged this long"
+    )
+    stale_after_s: float = Field(
+        3600.0, gt=0, description="a drop left 'processing' this long (crashed run) is retried"
+    )
+    update_dataset: bool = Field(
+        True, description="after a merge, run DVC stages data + validate (the new version now)"
+    )
+    interval_s: int = Field(900, ge=1, description="schedule of the `ingest` deployment")
+
+
 class Params(StrictModel):
     """The whole of ``params.yaml``."""
 
@@ -343,6 +425,9 @@ class Params(StrictModel):
     model: ModelParams = Field(default_factory=ModelParams)
     train: TrainParams = Field(default_factory=TrainParams)
     eval: EvalParams = Field(default_factory=EvalParams)
+    pipeline: PipelineParams = Field(default_factory=PipelineParams)
+    promote: PromoteParams = Field(default_factory=PromoteParams)
+    ingest: IngestParams = Field(default_factory=IngestParams)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -361,6 +446,21 @@ class Params(StrictModel):
             if raw is None or isinstance(raw, Mapping):  # anything else fails validation later
                 out[section] = _under(PAPER_PROFILE[section], raw or {})
         return out
+
+    @model_validator(mode="after")
+    def _gate_names_known(self) -> Params:
+        known = set(self.pipeline.models)
+        if self.promote.model not in known:
+            raise ValueError(
+                f"promote.model {self.promote.model!r} is not one of pipeline.models "
+                f"{sorted(known)}"
+            )
+        unknown = sorted(set(self.promote.baselines) - known - {"identity"})
+        if unknown:
+            raise ValueError(
+                f"promote.baselines {unknown} are neither 'identity' nor pipeline.models"
+            )
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict with the same keys as ``params.yaml``."""
@@ -513,6 +613,10 @@ class Settings(BaseSettings):
     )
     judge_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. vLLM /v1")
     judge_api_key: str | None = Field(None, description="API key for the HTTP judge")
+    notify_webhook_url: str | None = Field(
+        None, description="flows POST failures/promotions/quarantines here (Slack-compatible JSON)"
+    )
+    notify_timeout_s: float = Field(10.0, gt=0, description="webhook request timeout")
 
     def resolved_store_uri(self) -> str:
         """The object-store URI (``file://<home>/store`` unless set)."""

@@ -35,6 +35,7 @@ def ray_session() -> Iterator[Any]:
     import ray
 
     ray.init(
+        address="local",  # never join another cluster on this machine
         num_cpus=2,
         include_dashboard=False,
         logging_level=logging.WARNING,

@@ -18,6 +18,7 @@ from reasonbrain.cli import data as data_cli
 from reasonbrain.cli import evaluate as evaluate_cli
 from reasonbrain.cli import infra as infra_cli
 from reasonbrain.cli import model as model_cli
+from reasonbrain.cli import pipeline as pipeline_cli
 from reasonbrain.cli import registry as registry_cli
 from reasonbrain.cli import train as train_cli
 from reasonbrain.cli._common import console_err, state
@@ -35,6 +36,7 @@ app.command("evaluate")(evaluate_cli.evaluate)
 app.command("report")(evaluate_cli.report)
 app.add_typer(registry_cli.app, name="registry")
 app.add_typer(infra_cli.app, name="infra")
+app.add_typer(pipeline_cli.app, name="pipeline")
 app.command("edit")(model_cli.edit)
 app.command("train")(train_cli.train)
 app.command("ablate")(train_cli.ablate)

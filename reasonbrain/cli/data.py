@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -95,7 +96,18 @@ def formats() -> None:
 @app.command("validate")
 def validate(
     root: Path = typer.Argument(..., help="Dataset directory (Reason50K layout)."),
-    report: Path | None = typer.Option(None, "--report", help="JSON report path."),
+    report: Path | None = typer.Option(
+        None,
+        "--report",
+        help="Write the JSON report here (nothing is written without it: the pipeline's "
+        "tracked report is validate.report, which only its DVC stage writes).",
+    ),
+    verdict: Path | None = typer.Option(
+        None,
+        "--verdict",
+        help="Write the verdict alone (checks passed/failed, row counts; no timings) here: a "
+        "file that changes only when the outcome does (DVC stage `train` depends on it).",
+    ),
     docs: Path | None = typer.Option(None, "--docs", help="Directory for GX HTML data docs."),
     quarantine: Path | None = typer.Option(
         None,
@@ -106,19 +118,36 @@ def validate(
     sets: list[str] | None = SetOption,
 ) -> None:
     """Validate a dataset with a Great Expectations suite; exit 1 when a blocking check fails."""
+    from reasonbrain.data.schema import atomic_write_text
     from reasonbrain.data.validation import validate_dataset
 
     params = cli_params(params_path, sets)
     result = validate_dataset(
-        root,
-        params.validate_,
-        report_path=report or params.validate_.report,
-        docs_dir=docs,
-        quarantine_dir=quarantine,
+        root, params.validate_, report_path=report, docs_dir=docs, quarantine_dir=quarantine
     )
+    if verdict is not None:
+        text = json.dumps(validation_verdict(result.to_dict()), indent=2, ensure_ascii=False)
+        atomic_write_text(verdict, text + "\n")
     result.print_summary(console)
+    if verdict is not None:
+        console.print(f"verdict: {verdict}", highlight=False)
     if not result.ok:
         raise typer.Exit(1)
+
+
+def validation_verdict(report: dict[str, Any]) -> dict[str, Any]:
+    """The part of a validation report that depends only on the data and the rules: what was
+    checked and what passed (no timings, no output paths)."""
+    return {
+        "dataset": report["dataset"],
+        "ok": report["ok"],
+        "totals": report["totals"],
+        "rows_per_split": report["rows_per_split"],
+        "checks": [
+            {k: c[k] for k in ("name", "severity", "passed", "failing_rows")}
+            for c in report["checks"]
+        ],
+    }
 
 
 @app.command("stats")

@@ -57,15 +57,43 @@ def register(
     alias: list[str] | None = typer.Option(None, "--alias", help="Also set this alias."),
     description: str | None = typer.Option(None, "--description", help="Free text."),
 ) -> None:
-    """Upload a model directory as the next version of NAME (atomic; checksums verified)."""
+    """Upload a model directory as the next version of NAME (atomic; checksums verified).
+
+    When MODEL_DIR is a training output's model (``run.json`` beside it, as ``reasonbrain
+    train`` and the pipeline write), its lineage is recorded as the pipeline flow records it:
+    git commit, params and their hash, dataset version from dvc.lock, Ray Train run, training
+    metrics; the training run and its curves are recorded too.
+    """
+    from reasonbrain.lineage import gather_lineage, training_output
     from reasonbrain.registry.api import open_registry
 
+    out = training_output(model_dir)
+    lineage = gather_lineage(model_dir, source="cli")
     with open_registry() as reg:
-        mv = reg.register(model_dir, name, run_id=run, description=description, aliases=alias or [])
+        run_id = run
+        if run_id is None and out is not None:
+            from reasonbrain.pipeline.records import record_training_run
+
+            run_id = record_training_run(reg.db, out, lineage, parent_id=None)
+        mv = reg.register(
+            model_dir,
+            name,
+            run_id=run_id,
+            lineage=lineage,
+            description=description,
+            aliases=alias or [],
+        )
     console.print(
         f"[green]registered[/] [bold]{mv.ref}[/] ({len(mv.files)} files, {_size(mv.size_bytes)}, "
         f"sha256 {mv.sha256[:12]}) → {mv.store_uri}"
     )
+    if out is not None:
+        commit = (lineage["git_commit"] or "?")[:12] + (" (dirty)" if lineage["git_dirty"] else "")
+        console.print(
+            f"lineage: run {lineage['ray_run_name']} · dataset {lineage['dataset_version']} · "
+            f"commit {commit} · params {lineage['params_hash']}",
+            highlight=False,
+        )
 
 
 @app.command("list")

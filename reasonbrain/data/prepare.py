@@ -1,4 +1,8 @@
-"""Stage ``data``: build the dataset directory that params.yaml describes."""
+"""Stage ``data``: build the dataset directory that params.yaml describes.
+
+The base dataset is generated (ReasonSynth) or imported; then the landing-zone drops that the
+``ingest`` flow merged into ``data.ingested_dir`` are appended (:mod:`reasonbrain.data.merge`).
+"""
 
 from __future__ import annotations
 
@@ -24,11 +28,28 @@ class DatasetSummary:
 def prepare_dataset(
     params: DataParams, *, force: bool = False, progress: bool = True
 ) -> DatasetSummary:
-    """Generate ReasonSynth or import a dataset into ``params.dir``, as ``params.source`` says.
+    """Generate ReasonSynth or import a dataset into ``params.dir``, as ``params.source`` says,
+    then append the drops merged into ``params.ingested_dir``.
 
     Raises:
         ConfigError: ``source=import`` without ``import_format``/``import_src``.
+        DatasetError: a merged drop is not checked out or repeats a sample id.
     """
+    from dataclasses import replace
+
+    from reasonbrain.data.merge import merge_ingested
+
+    summary = _prepare_base(params, force=force, progress=progress)
+    added = merge_ingested(params.dir, params.ingested_dir)
+    if not added:
+        return summary
+    counts = dict(summary.counts)
+    for split, n in added.items():
+        counts[split] = counts.get(split, 0) + n
+    return replace(summary, counts=counts)
+
+
+def _prepare_base(params: DataParams, *, force: bool, progress: bool) -> DatasetSummary:
     if params.source == "reasonsynth":
         from reasonbrain.data.synth import generate_dataset
 

@@ -65,8 +65,20 @@ NAMING = {
 
 RUN_STATUSES = ("running", "succeeded", "failed")
 VERDICTS = ("accept", "reject", "flag")
-#: the automatic verdict of an evaluation sample (ReasonSynth verifier: which outcome is nearest)
-SAMPLE_VERDICTS = ("target", "no_change", "wrong_object", "wrong_change", "unverifiable")
+#: the automatic verdict of an evaluation sample (the ReasonSynth verifier's ``outcome``: the
+#: target; else the nearest wrong outcome — "tie" when the target and a counterfactual are equally
+#: near, which counts as not correct —; else the calibrated bound the output failed)
+SAMPLE_VERDICTS = (
+    "target",
+    "no_change",
+    "wrong_object",
+    "wrong_change",
+    "tie",
+    "faint_edit",
+    "collateral_edit",
+    "background_changed",
+    "unverifiable",
+)
 PROMOTION_DECISIONS = ("production", "staging")
 DROP_STATUSES = ("processing", "merged", "quarantined", "failed")
 

@@ -26,6 +26,7 @@ def _run(cmd: list[str], cwd: Path, timeout: float = 300) -> subprocess.Complete
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env["DVC_NO_ANALYTICS"] = "1"
+    env["REASONBRAIN_PYTHON"] = sys.executable  # what bin/reasonbrain (the stage commands) runs
     proc = subprocess.Popen(
         cmd,
         cwd=cwd,
@@ -49,9 +50,10 @@ def _run(cmd: list[str], cwd: Path, timeout: float = 300) -> subprocess.Complete
 @pytest.fixture(scope="module")
 def dvc_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("dvcrepo")
-    shutil.copytree(
-        REPO / "reasonbrain", repo / "reasonbrain", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    for name in ("reasonbrain", "bin"):
+        shutil.copytree(REPO / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (repo / "data" / "ingested").mkdir(parents=True)
+    shutil.copy(REPO / "data/ingested/README.md", repo / "data/ingested/README.md")
     shutil.copytree(REPO / ".dvc", repo / ".dvc", ignore=shutil.ignore_patterns("tmp", "cache"))
     for name in ("dvc.yaml", ".dvcignore"):
         shutil.copy(REPO / name, repo / name)
