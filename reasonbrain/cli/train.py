@@ -15,7 +15,9 @@ T = TypeVar("T")
 
 
 def train(
-    data: Path | None = typer.Option(None, "--data", help="Dataset directory (default data.dir)."),
+    data: str | None = typer.Option(
+        None, "--data", help="Dataset directory or s3://bucket/prefix (default data.dir)."
+    ),
     out: Path = typer.Option(Path("models/reasonbrain"), "--out", help="Output directory."),
     preset: str | None = typer.Option(
         None,

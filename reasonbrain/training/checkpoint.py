@@ -206,6 +206,8 @@ OPERATIONAL_TRAIN_KEYS: frozenset[str] = frozenset(
         "sample_images",
         "sample_steps",
         "preload",
+        "data_cpus",
+        "prefetch_batches",
     }
 )
 """``train`` keys that say how a run executes, not what it learns: left out of the run identity
