@@ -204,7 +204,7 @@ class EditModel(nn.Module):
             if any(name.startswith(d + ".") for d in done):
                 continue  # the outer model's switch covers it
             if isinstance(module, PreTrainedModel) and module.supports_gradient_checkpointing:
-                module.gradient_checkpointing_enable({"use_reentrant": False})
+                module.activation_checkpointing_enable({"use_reentrant": False})
                 done.append(name)
             elif isinstance(module, ModelMixin) and module._supports_gradient_checkpointing:
                 module.enable_gradient_checkpointing()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -36,10 +36,15 @@ from reasonbrain.errors import ConfigError, DatasetError
 
 @dataclass(frozen=True)
 class DataLocation:
-    """A dataset directory or ``s3://bucket/prefix`` (picklable: it travels to Ray workers; the
-    S3 filesystem is created where it is used, from that process's environment)."""
+    """A dataset directory or ``s3://bucket/prefix``.
+
+    Picklable: it travels to Ray workers and Ray Data tasks with its S3 filesystem, which holds
+    the endpoint and credentials of the process that parsed the URI (those processes' own
+    environment may predate them), as checkpoint storage does.
+    """
 
     uri: str
+    filesystem: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def parse(cls, value: str | Path) -> DataLocation:
@@ -55,7 +60,9 @@ class DataLocation:
                 raise ConfigError(
                     "S3 data URI has no bucket", where=text, fix="use s3://bucket/prefix"
                 )
-            return cls(text.rstrip("/"))
+            from reasonbrain.training.checkpoint import s3_filesystem
+
+            return cls(text.rstrip("/"), s3_filesystem())
         if parsed.scheme not in ("", "file"):
             raise ConfigError(
                 f"unsupported data location scheme {parsed.scheme!r}",
@@ -69,6 +76,13 @@ class DataLocation:
     def is_s3(self) -> bool:
         """Whether the data is under an S3 prefix."""
         return self.uri.startswith("s3://")
+
+    def _fs(self) -> Any:
+        if self.filesystem is None:
+            from reasonbrain.training.checkpoint import s3_filesystem
+
+            return s3_filesystem()
+        return self.filesystem
 
     def _s3_key(self, rel: str) -> str:
         try:
@@ -96,7 +110,7 @@ class DataLocation:
                 ) from None
         key = self._s3_key(rel)
         try:
-            with _s3().open_input_stream(key) as fh:
+            with self._fs().open_input_stream(key) as fh:
                 return bytes(fh.read())
         except OSError as err:
             raise DatasetError(
@@ -112,7 +126,7 @@ class DataLocation:
         from pyarrow import fs
 
         try:
-            info = _s3().get_file_info(self._s3_key(f"{split}.jsonl"))
+            info = self._fs().get_file_info(self._s3_key(f"{split}.jsonl"))
         except OSError:
             return False
         return bool(info.type == fs.FileType.File)
@@ -133,25 +147,6 @@ class DataLocation:
                 if limit is not None and len(out) >= limit:
                     break
         return out
-
-
-def _s3() -> Any:
-    """This process's S3 filesystem (one per process and endpoint/credentials: a fresh client per
-    image read would cost a connection each)."""
-    import os
-
-    key = tuple(
-        os.environ.get(k, "")
-        for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")
-    )
-    if key not in _S3_CACHE:
-        from reasonbrain.training.checkpoint import s3_filesystem
-
-        _S3_CACHE[key] = s3_filesystem()
-    return _S3_CACHE[key]
-
-
-_S3_CACHE: dict[tuple[str, ...], Any] = {}
 
 
 # ------------------------------------------------------------------------------ decoding
@@ -201,7 +196,7 @@ def read_sample(location: DataLocation, record: Record, size: int) -> dict[str, 
 
 
 def _tensor(x: Any) -> torch.Tensor:
-    return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
+    return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.array(x, copy=True))
 
 
 def to_item(row: dict[str, Any]) -> dict[str, Any]:

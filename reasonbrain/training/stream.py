@@ -132,14 +132,15 @@ def build_rank_dataset(plan: StreamPlan, rank: int, start_step: int) -> Any:
     per_step = plan.micro * plan.accum
     block = per_step * max(1, -(-32 // per_step))
     blocks = [table.slice(i, block) for i in range(0, table.num_rows, block)] or [table]
-    ds = ray.data.from_arrow(blocks)
-    return ds.map_batches(
+    ds = ray.data.from_arrow(blocks).map_batches(
         decode_rows,  # type: ignore[arg-type]  # keyword-only options come from fn_kwargs
         batch_size=None,
         batch_format="pyarrow",
         fn_kwargs={"location": plan.location, "image_size": plan.image_size},
         num_cpus=plan.data_cpus,
     )
+    ds.context.execution_options.preserve_order = True  # (the trainer's DataConfig says so too)
+    return ds
 
 
 def decode_rows(table: Any, *, location: DataLocation, image_size: int) -> dict[str, np.ndarray]:

@@ -114,6 +114,13 @@ def test_checkpoints_to_s3_and_back(reference: dict[str, Any], moto_endpoint: st
     assert all(torch.equal(remote[k], local[k]) for k in local)
     assert state["step"] == STEPS and state["data_position"] == STEPS * 4
     assert [r["step"] for r in reference["log"]] == list(range(1, STEPS + 1))
+    # where a streamed run's data would restart: the run's latest registered checkpoint
+    from reasonbrain.training.checkpoint import Storage
+    from reasonbrain.training.stream import resume_step
+
+    store = Storage(uri="s3://rb-train/runs", path="rb-train/runs", filesystem=fs)
+    assert resume_step(store, res.run_name) == STEPS
+    assert resume_step(store, "no-such-run") == 0
 
 
 def test_model_learns_and_logs(reference: dict[str, Any]) -> None:
@@ -153,9 +160,11 @@ def test_resume_then_worker_crash_match_uninterrupted_run(
     reference: dict[str, Any], data_dir: Path, tmp_path: Path
 ) -> None:
     """A run dies at step 3 (no restarts left); ``train(resume=True)`` continues it from the
-    step-2 checkpoint; a worker then raises at step 5, Ray restarts the group from the step-4
-    checkpoint; the final weights and the loss trajectory equal the uninterrupted run's exactly.
-    The failures come from the model (a wrapped spec), not from a hook in the training loop.
+    step-2 checkpoint — with its data now streamed by Ray Data (``train.preload=false``: an
+    operational key, the same run); a worker then raises at step 5, Ray restarts the group from
+    the step-4 checkpoint and the stream from step 4; the final weights, the loss trajectory and
+    the validation losses equal the uninterrupted pre-loaded run's exactly. The failures come from
+    the model (a wrapped spec), not from a hook in the training loop.
     """
     import ray.train
 
@@ -179,7 +188,7 @@ def test_resume_then_worker_crash_match_uninterrupted_run(
     stored = sorted(p for p in os.listdir(tmp_path / "ckpt" / run_name) if p.startswith("checkpo"))
     assert [p for p in stored if p.startswith("checkpoint_0")] == ["checkpoint_00000002"]
 
-    res = run(5, resume=True, sets=["train.max_failures=1"])
+    res = run(5, resume=True, sets=["train.max_failures=1", "train.preload=false"])
     assert res.run_name == run_name
     assert (tmp_path / "failed-at-5").read_text() == "5"  # it did crash
     log = read_log(tmp_path / "out" / "train_log.jsonl")
@@ -189,3 +198,5 @@ def test_resume_then_worker_crash_match_uninterrupted_run(
     assert ref.keys() == got.keys()
     assert all(torch.equal(ref[k], got[k]) for k in ref), "resumed/restarted run diverged"
     assert [r["loss"] for r in log] == [r["loss"] for r in reference["log"]]
+    val = [r["val_loss"] for r in log if "val_loss" in r]
+    assert val == [r["val_loss"] for r in reference["log"] if "val_loss" in r]
