@@ -29,7 +29,7 @@ import torch
 from reasonbrain.data.schema import Record
 from reasonbrain.data.torch_dataset import collate_edits
 from reasonbrain.errors import ConfigError
-from reasonbrain.training.datasource import DataLocation, read_sample, to_item
+from reasonbrain.training.datasource import DataLocation, read_samples, to_item
 
 
 def mix_seed(*parts: int) -> int:
@@ -109,7 +109,7 @@ class PreloadedSplit:
         self, location: DataLocation, split: str, image_size: int, limit: int | None = None
     ) -> None:
         self.records: list[Record] = location.records(split, limit=limit)
-        self._rows = [read_sample(location, r, image_size) for r in self.records]
+        self._rows = read_samples(location, self.records, image_size)
         self._src = torch.stack([torch.from_numpy(r.pop("src")) for r in self._rows])
         self._tgt = torch.stack([torch.from_numpy(r.pop("tgt")) for r in self._rows])
         self._mask = torch.stack([torch.from_numpy(r.pop("mask")) for r in self._rows])

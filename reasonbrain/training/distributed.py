@@ -107,6 +107,7 @@ def shard_model(model: nn.Module, device: torch.device) -> nn.Module:
     if device.type == "cuda":
         from torch.distributed.device_mesh import init_device_mesh
 
+        torch.cuda.set_device(device)
         mesh = init_device_mesh("cuda", (torch.distributed.get_world_size(),))
     for _, unit in units:
         fully_shard(unit, mesh=mesh)

@@ -42,7 +42,7 @@ import numpy as np
 from reasonbrain.data.torch_dataset import collate_edits
 from reasonbrain.training.checkpoint import STATE_JSON, Storage
 from reasonbrain.training.data import global_batch_indices, micro_batch_size, rank_positions
-from reasonbrain.training.datasource import DataLocation, read_sample, to_item
+from reasonbrain.training.datasource import DataLocation, read_samples, to_item
 
 SHARD_NAME = "train_rank{rank}"
 TEXT_CACHE_SIZE = 4096
@@ -148,20 +148,19 @@ def decode_rows(table: Any, *, location: DataLocation, image_size: int) -> dict[
     from reasonbrain.data.schema import Record
 
     cols = table.to_pydict()
-    out: dict[str, list[Any]] = {k: [] for k in ("src", "tgt", "mask", "has_mask")}
-    for i in range(table.num_rows):
-        meta = {"mask": cols["mask_image"][i]} if cols["mask_image"][i] else None
-        rec = Record(
+    records = [
+        Record(
             id=cols["id"][i],
             category=cols["category"][i],
             src_image=cols["src_image"][i],
             tgt_image=cols["tgt_image"][i],
             instruction=cols["instruction"][i],
-            meta=meta,
+            meta={"mask": cols["mask_image"][i]} if cols["mask_image"][i] else None,
         )
-        sample = read_sample(location, rec, image_size)
-        for key in out:
-            out[key].append(sample[key])
+        for i in range(table.num_rows)
+    ]
+    samples = read_samples(location, records, image_size)
+    out = {k: [s[k] for s in samples] for k in ("src", "tgt", "mask", "has_mask")}
     keep = ("step", "micro", "index", "id", "instruction", "objects", "target_caption", "category")
     return {
         **{k: np.asarray(cols[k]) for k in keep},
