@@ -25,8 +25,9 @@ class TrainableModel(Protocol):
 
     ``forward(batch)`` takes the :func:`~reasonbrain.data.torch_dataset.collate_edits` batch
     (collated with the model's ``processor`` attribute when it has one) and
-    returns an object with a scalar ``.loss`` (and, optionally, ``.loss_mllm`` / ``.loss_dm``,
-    which are logged). ``parameter_groups()`` lists trainable parameters by kind.
+    returns an object with a scalar ``.loss`` and, optionally, ``log_terms()`` — the loss terms to
+    log, by name (``EditModelOutput.log_terms``; only ``loss`` is logged without it).
+    ``parameter_groups()`` lists trainable parameters by kind.
     """
 
     def __call__(self, batch: dict[str, Any]) -> Any: ...
