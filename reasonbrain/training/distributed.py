@@ -9,7 +9,7 @@ rank. ``train.strategy: fsdp`` shards it with FSDP2 (``torch.distributed.fsdp.fu
   ``BasicTransformerBlock`` / ``ResnetBlock2D`` / up blocks, ``SamVisionLayer`` …), so a 13B
   LLaVA or another SD UNet needs no code change. Each unit's parameters are gathered just before
   it runs and freed after, so a rank holds one unit's full weights at a time, not the model's.
-  Embedding modules are left out (their tables are read outside their ``forward``).
+  Embedding modules and the Q-Former's attention are left out (see ``_NOT_UNITS``).
 - **Dtype per group.** FSDP needs one dtype for the trainable parameters of a unit (they are
   reduced together); the dtype policy (:mod:`reasonbrain.models.precision`) makes every trainable
   parameter fp32, while frozen pretrained weights inside a unit (LLaVA's base weights next to its
@@ -36,8 +36,11 @@ from torch import nn
 
 from reasonbrain.errors import ConfigError
 
-#: ``_no_split_modules`` entries that are not sharded (read outside their forward).
-_NOT_UNITS = ("Embeddings",)
+#: ``_no_split_modules`` entries that are not made units: embeddings (their tables are read
+#: outside their forward) and the Q-Former's attention, which returns a view that the layer then
+#: updates in place (FSDP2 warns that its backward hook could be lost; the Q-Former is small and
+#: stays in the root group).
+_NOT_UNITS = ("Embeddings", "Blip2QFormerMultiHeadAttention")
 
 
 def wrap_unit_classes(model: nn.Module) -> set[str]:
