@@ -6,9 +6,10 @@
    consolidation of the shards equals the step-2 weights; one rank restores the two ranks' shards
    (DCP reshards).
 2. The tiny preset through Ray Train, 2 workers: FSDP with gradient checkpointing (the auto-wrap
-   policy shards LLaVA's decoder layers, the CLIP layers and the UNet's blocks;
-   their activations are recomputed in the backward pass) follows DDP within float tolerance; each rank wrote its own shard file; the exported model (assembled from the shards
-   by the driver) edits images; sample edits were made under FSDP.
+   policy shards LLaVA's decoder layers, the CLIP layers and the UNet's blocks; their activations
+   are recomputed in the backward pass) follows DDP within float tolerance; each rank wrote its
+   own shard file; the exported model (assembled from the shards by the driver) edits images;
+   sample edits were made under FSDP.
 """
 
 from __future__ import annotations
