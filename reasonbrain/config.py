@@ -251,7 +251,11 @@ class TrainParams(StrictModel):
         description="how Ray places the workers on a cluster's nodes (Ray placement-group "
         "strategy): PACK fills a node first, SPREAD puts them on different nodes when it can",
     )
-    strategy: Literal["ddp", "fsdp"] = "ddp"
+    strategy: Literal["ddp", "fsdp"] = Field(
+        "ddp",
+        description="ddp: a full replica per worker; fsdp: parameters, gradients and optimiser "
+        "states sharded over the workers (reasonbrain.training.distributed)",
+    )
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "bf16", description="bf16 autocast (CPUs with AVX-512 bf16 too); auto = bf16 on GPU only"
     )
@@ -264,7 +268,11 @@ class TrainParams(StrictModel):
     warmup_steps: int = Field(50, ge=0)
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine floor, fraction of the lr")
     grad_clip: float = Field(1.0, ge=0, description="max gradient norm (0 = off)")
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = Field(
+        False,
+        description="recompute activations in the backward pass (LLaVA's language model, the "
+        "UNet, trained CLIP towers): less memory, ~30 % more compute",
+    )
     ema_decay: float = Field(0.0, ge=0, lt=1, description="EMA of trained weights (0 = off)")
     checkpoint_every: int = Field(600, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
@@ -273,7 +281,17 @@ class TrainParams(StrictModel):
     val_samples: int = Field(32, ge=0, description="fixed val subset (first N records)")
     sample_images: int = Field(4, ge=0, description="sample edits saved at each validation")
     sample_steps: int = Field(20, ge=1, description="denoising steps of the sample edits")
-    preload: bool = Field(True, description="decode every image once into memory")
+    preload: bool = Field(
+        True,
+        description="decode every image once into each worker's memory (fast for a small set); "
+        "false streams the training split with Ray Data (reasonbrain.training.stream)",
+    )
+    data_cpus: float = Field(
+        1.0, gt=0, description="CPUs per Ray Data read/decode task when streaming"
+    )
+    prefetch_batches: int = Field(
+        4, ge=1, description="micro-batches Ray Data prepares ahead of each worker (streaming)"
+    )
 
 
 # --------------------------------------------------------------------------------------- eval

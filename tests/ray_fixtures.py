@@ -21,7 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[Any]:
-    """A local Ray with 2 CPUs and no dashboard, shut down at the end of the session."""
+    """A new local Ray with 2 CPUs and no dashboard, shut down at the end of the session.
+
+    ``address="local"``: a bare ``ray.init()`` would join any cluster named in
+    ``/tmp/ray/ray_current_cluster`` (another session's, or a stale one) instead.
+    """
     os.environ.update(
         {
             "RAY_AUTH_MODE": "disabled",
@@ -35,7 +39,7 @@ def ray_session() -> Iterator[Any]:
     import ray
 
     ray.init(
-        address="local",  # never join another cluster on this machine
+        address="local",
         num_cpus=2,
         include_dashboard=False,
         logging_level=logging.WARNING,

@@ -29,6 +29,10 @@ class ToyOutput:
     loss_mllm: torch.Tensor
     loss_dm: torch.Tensor
 
+    def log_terms(self) -> dict[str, torch.Tensor]:
+        """The logged terms, by name (as ``EditModelOutput.log_terms``)."""
+        return {"loss": self.loss, "loss_mllm": self.loss_mllm, "loss_dm": self.loss_dm}
+
 
 class ToyEditor(nn.Module):
     """``tgt ≈ src + conv(src, instruction embedding)``; ``noise`` adds RNG draws per step."""
@@ -99,5 +103,76 @@ def toy_spec(noise: float = 0.0) -> Any:
     return ModelSpec(
         build=functools.partial(ToyEditor, noise=noise),
         load=ToyEditor.from_pretrained,
+        name="toy",
+    )
+
+
+class InjectedFailure(RuntimeError):
+    """Raised by :class:`FailingToyEditor`."""
+
+
+class FailingToyEditor(ToyEditor):
+    """A :class:`ToyEditor` whose training forward raises once at a given step, on one rank.
+
+    Fault injection for the Ray Train tests lives here, in a wrapped model spec, not in the
+    training loop. The step is counted by a buffer (``train_steps``) that is saved in checkpoints
+    with the weights, so a restarted or resumed run knows where it is; a marker file makes the
+    failure happen once per test.
+    """
+
+    def __init__(
+        self,
+        width: int = 8,
+        vocab: int = 64,
+        noise: float = 0.0,
+        *,
+        fail_at: int = 0,
+        fail_rank: int = 0,
+        marker: str = "",
+    ) -> None:
+        super().__init__(width, vocab, noise)
+        self.fail_at, self.fail_rank, self.marker = fail_at, fail_rank, marker
+        self.train_steps: torch.Tensor
+        self.register_buffer("train_steps", torch.zeros((), dtype=torch.long))
+
+    def forward(self, batch: dict[str, Any]) -> ToyOutput:
+        if self.training:
+            self.train_steps += 1
+            rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+            done = Path(self.marker)
+            due = int(self.train_steps) == self.fail_at and rank == self.fail_rank
+            if due and self.marker and not done.exists():
+                done.parent.mkdir(parents=True, exist_ok=True)
+                done.write_text(str(self.fail_at))
+                raise InjectedFailure(f"injected failure at step {self.fail_at} on rank {rank}")
+        return super().forward(batch)
+
+
+@dataclass(frozen=True)
+class _FailingLoad:
+    fail_at: int
+    marker: str
+    fail_rank: int = 0
+
+    def __call__(self, directory: Path) -> FailingToyEditor:
+        d = Path(directory)
+        cfg = json.loads((d / "config.json").read_text())
+        model = FailingToyEditor(
+            **cfg, fail_at=self.fail_at, fail_rank=self.fail_rank, marker=self.marker
+        )
+        model.load_state_dict(load_file(d / "model.safetensors"), strict=True)
+        return model
+
+
+def failing_spec(noise: float, *, fail_at: int, marker: Path, fail_rank: int = 0) -> Any:
+    """The toy spec whose model raises once at training step ``fail_at`` (1-based) on
+    ``fail_rank`` (``marker`` records that it did)."""
+    import functools
+
+    from reasonbrain.training.protocol import ModelSpec
+
+    return ModelSpec(
+        build=functools.partial(FailingToyEditor, noise=noise, fail_at=fail_at, marker=str(marker)),
+        load=_FailingLoad(fail_at, str(marker), fail_rank),
         name="toy",
     )

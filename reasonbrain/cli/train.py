@@ -15,7 +15,9 @@ T = TypeVar("T")
 
 
 def train(
-    data: Path | None = typer.Option(None, "--data", help="Dataset directory (default data.dir)."),
+    data: str | None = typer.Option(
+        None, "--data", help="Dataset directory or s3://bucket/prefix (default data.dir)."
+    ),
     out: Path = typer.Option(Path("models/reasonbrain"), "--out", help="Output directory."),
     preset: str | None = typer.Option(
         None,
@@ -35,6 +37,12 @@ def train(
         help="Checkpoint storage: a directory or s3://bucket/prefix "
         "(default $REASONBRAIN_HOME/checkpoints).",
     ),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="Nothing is trained and no weights are read: print the per-GPU memory estimate of "
+        "the configured run and write it to OUT/memory_estimate.json.",
+    ),
     params_path: Path | None = ParamsOption,
     sets: list[str] | None = SetOption,
 ) -> None:
@@ -52,6 +60,9 @@ def train(
         params = _paper_params([*(sets or []), *extra])
     else:
         params = cli_params(params_path, [*(sets or []), *extra])
+    if dry_run:
+        _dry_run(params, out)
+        return
     from reasonbrain.training.trainer import train as run_train
 
     res = _guard(
@@ -105,6 +116,34 @@ def ablate(
     )
     console.print(report.with_suffix(".md").read_text())
     console.print(f"[green]ablation[/] {len(result['rungs'])} rungs → [bold]{report}[/]")
+
+
+def _dry_run(params: Params, out: Path) -> None:
+    """Print and write the memory estimate (``reasonbrain.training.memory``)."""
+    from rich.table import Table
+
+    from reasonbrain.data.schema import atomic_write_text
+    from reasonbrain.training.memory import GIB, estimate_memory
+
+    est = estimate_memory(params)
+    console.print(
+        f"memory per GPU: {est.preset} preset · {est.strategy} × {est.workers} · micro-batch "
+        f"{est.micro_batch} · {est.compute_dtype}"
+        + (" · gradient checkpointing" if est.gradient_checkpointing else "")
+    )
+    table = Table()
+    table.add_column("per GPU")
+    table.add_column("GiB", justify="right")
+    for kind, n in est.bytes_per_gpu.items():
+        table.add_row(kind, f"{n / GIB:.2f}")
+    table.add_row("[bold]total[/]", f"[bold]{est.total / GIB:.2f}[/]")
+    console.print(table)
+    parts = ", ".join(f"{k} {v / GIB:.2f}" for k, v in est.activations.items())
+    console.print(f"activations (measured on meta tensors): {parts} GiB")
+    console.print(f"not counted: {'; '.join(est.not_counted)}")
+    path = out / "memory_estimate.json"
+    atomic_write_text(path, est.to_json())
+    console.print(f"estimate → [bold]{path}[/]")
 
 
 PAPER_PARAMS = Path("params.paper.yaml")

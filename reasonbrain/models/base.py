@@ -55,6 +55,13 @@ class EditModelOutput:
     drop_image: torch.Tensor  # [B] bool — which samples had the source image dropped
     loss_ground: torch.Tensor | None = None  # grounding BCE (models with a spatial cue)
 
+    def log_terms(self) -> dict[str, torch.Tensor]:
+        """The loss and its terms by name, for the training log (absent terms are left out)."""
+        terms = {"loss": self.loss, "loss_mllm": self.loss_mllm, "loss_dm": self.loss_dm}
+        if self.loss_ground is not None:
+            terms["loss_ground"] = self.loss_ground
+        return terms
+
 
 class EditModel(nn.Module):
     """Base class (see the module docstring).
@@ -178,6 +185,31 @@ class EditModel(nn.Module):
             else:
                 groups["new_modules"].append(p)
         return groups
+
+    def enable_gradient_checkpointing(self) -> list[str]:
+        """Recompute activations in the backward pass instead of keeping them (less memory, one
+        more forward of each block): the library switches of the transformers models (LLaVA's
+        language and vision towers, the CLIP towers) and of the diffusers UNet. Frozen towers
+        keep no activations anyway; checkpointing them costs nothing. Non-reentrant
+        checkpointing, so frozen inputs need no ``requires_grad`` trick and gradients are the same.
+
+        Returns:
+            The names of the modules switched on.
+        """
+        from diffusers.models.modeling_utils import ModelMixin
+        from transformers import PreTrainedModel
+
+        done: list[str] = []
+        for name, module in self.named_modules():
+            if any(name.startswith(d + ".") for d in done):
+                continue  # the outer model's switch covers it
+            if isinstance(module, PreTrainedModel) and module.supports_gradient_checkpointing:
+                module.activation_checkpointing_enable({"use_reentrant": False})
+                done.append(name)
+            elif isinstance(module, ModelMixin) and module._supports_gradient_checkpointing:
+                module.enable_gradient_checkpointing()
+                done.append(name)
+        return done
 
     # ------------------------------------------------------------------ persistence
     def checkpoint_state(self) -> dict[str, torch.Tensor]:

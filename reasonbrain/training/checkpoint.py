@@ -1,13 +1,17 @@
 """Checkpoints, storage and run names.
 
-A checkpoint directory (written by rank 0, uploaded by Ray Train to
-``<storage>/<run name>/checkpoint_<step>``) holds::
+A checkpoint directory (uploaded by Ray Train to ``<storage>/<run name>/checkpoint_<step>``)
+holds, under DDP (written by rank 0)::
 
     model/              the model in save_pretrained format (config, safetensors, tokenizer…)
     train_state.pt      optimiser, scheduler, EMA, RNG states, step, data position (tensors and
                         plain values only: loaded with ``torch.load(weights_only=True)``)
     train_state.json    the same scalars, human-readable (step, data position, run name, params)
     train_log.jsonl     the step log up to this step (so a resumed run's log has no gaps/repeats)
+    samples/            sample edits of the validation passes
+
+and under FSDP ``base_model/`` + ``sharded/`` (every rank's shards) instead of ``model/`` and the
+optimiser state (:mod:`reasonbrain.training.state`).
 
 Atomicity: Ray Train registers a checkpoint in the run's snapshot only after the whole directory is
 uploaded, and ``ray.train.get_checkpoint()`` only returns registered checkpoints; the last
@@ -206,6 +210,8 @@ OPERATIONAL_TRAIN_KEYS: frozenset[str] = frozenset(
         "sample_images",
         "sample_steps",
         "preload",
+        "data_cpus",
+        "prefetch_batches",
     }
 )
 """``train`` keys that say how a run executes, not what it learns: left out of the run identity

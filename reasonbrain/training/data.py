@@ -10,9 +10,13 @@ Each global batch is split into ``grad_accum_steps`` micro-steps, each micro-bat
 contiguous slice per rank, so 1 worker and 2 workers with the same global batch see the same
 samples per optimiser step.
 
-Images are pre-loaded as ``uint8`` tensors by :class:`~reasonbrain.data.torch_dataset.EditDataset`
-(``preload=True``), so a batch costs an index + a float conversion: the data-wait fraction stays far
-below 5 % of step time (measured by the loop and written to the step log).
+Two ways to feed the loop the same samples (``train.preload``):
+
+- **pre-loaded** (:class:`PreloadedSplit` + :class:`BatchSource`, the tiny default): every image of
+  the split is decoded once into ``uint8`` tensors in each worker, so a batch costs an index + a
+  float conversion; memory grows with the dataset;
+- **streamed** (:mod:`~reasonbrain.training.stream`): Ray Data reads and decodes exactly the
+  samples of each rank's micro-batches, in this order, and the worker never holds the dataset.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from typing import Any
 
 import torch
 
-from reasonbrain.data.torch_dataset import EditDataset, collate_edits
+from reasonbrain.data.schema import Record
+from reasonbrain.data.torch_dataset import collate_edits
 from reasonbrain.errors import ConfigError
+from reasonbrain.training.datasource import DataLocation, read_samples, to_item
 
 
 def mix_seed(*parts: int) -> int:
@@ -78,6 +84,44 @@ def shard_indices(
     return global_indices[start : start + per]
 
 
+def rank_positions(
+    *, step: int, rank: int, world_size: int, micro: int, accum: int, batch_size: int
+) -> range:
+    """Stream positions ``rank`` processes at ``(step, micro)``: the slice of global batch
+    ``step`` (positions ``[step·B, (step+1)·B)``) that :func:`shard_indices` takes."""
+    per = batch_size // (world_size * accum)
+    start = step * batch_size + (micro * world_size + rank) * per
+    return range(start, start + per)
+
+
+class PreloadedSplit:
+    """A split decoded once into ``uint8`` tensors (items as ``EditDataset`` gives them), from a
+    directory or an S3 prefix.
+
+    Args:
+        location: the dataset.
+        split: ``train`` / ``val`` / ``test``.
+        image_size: side length images are resized to.
+        limit: keep only the first ``limit`` records.
+    """
+
+    def __init__(
+        self, location: DataLocation, split: str, image_size: int, limit: int | None = None
+    ) -> None:
+        self.records: list[Record] = location.records(split, limit=limit)
+        self._rows = read_samples(location, self.records, image_size)
+        self._src = torch.stack([torch.from_numpy(r.pop("src")) for r in self._rows])
+        self._tgt = torch.stack([torch.from_numpy(r.pop("tgt")) for r in self._rows])
+        self._mask = torch.stack([torch.from_numpy(r.pop("mask")) for r in self._rows])
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, idx: int) -> dict[str, Any]:
+        row = {**self._rows[idx], "src": self._src[idx], "tgt": self._tgt[idx]}
+        return to_item({**row, "mask": self._mask[idx]})
+
+
 class BatchSource:
     """Batches of a (pre-loaded) dataset by index, in the :func:`collate_edits` contract.
 
@@ -86,7 +130,7 @@ class BatchSource:
     forward, as the processor contract requires).
     """
 
-    def __init__(self, dataset: EditDataset, processor: Any = None) -> None:
+    def __init__(self, dataset: Any, processor: Any = None) -> None:
         self.dataset = dataset
         self.processor = processor
         self._text: dict[int, Any] = {}
@@ -105,3 +149,27 @@ class BatchSource:
                     )
                 item["text_features"] = self._text[i]
         return collate_edits(items, processor=self.processor)
+
+
+class PreloadedBatches:
+    """The pre-loaded path's micro-batches of a step for one rank (same interface as
+    :class:`~reasonbrain.training.stream.StreamedBatches`)."""
+
+    def __init__(
+        self, source: BatchSource, *, seed: int, batch_size: int, rank: int, world: int, accum: int
+    ) -> None:
+        self.source, self.seed, self.batch_size = source, seed, batch_size
+        self.rank, self.world, self.accum = rank, world, accum
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def step_batches(self, step: int) -> list[dict[str, Any]]:
+        """The ``accum`` micro-batches rank ``rank`` processes at ``step``."""
+        g = global_batch_indices(len(self.source), self.seed, step, self.batch_size)
+        return [
+            self.source.batch(
+                shard_indices(g, rank=self.rank, world_size=self.world, micro=m, accum=self.accum)
+            )
+            for m in range(self.accum)
+        ]

@@ -25,8 +25,9 @@ class TrainableModel(Protocol):
 
     ``forward(batch)`` takes the :func:`~reasonbrain.data.torch_dataset.collate_edits` batch
     (collated with the model's ``processor`` attribute when it has one) and
-    returns an object with a scalar ``.loss`` (and, optionally, ``.loss_mllm`` / ``.loss_dm``,
-    which are logged). ``parameter_groups()`` lists trainable parameters by kind.
+    returns an object with a scalar ``.loss`` and, optionally, ``log_terms()`` — the loss terms to
+    log, by name (``EditModelOutput.log_terms``; only ``loss`` is logged without it).
+    ``parameter_groups()`` lists trainable parameters by kind.
     """
 
     def __call__(self, batch: dict[str, Any]) -> Any: ...
@@ -78,7 +79,7 @@ def load_model(spec: ModelSpec, directory: Path, *, dtype: torch.dtype) -> nn.Mo
     return spec.load(directory)
 
 
-def reasonbrain_spec(model_params: Any, data_dir: Path) -> ModelSpec:
+def reasonbrain_spec(model_params: Any, data: Any) -> ModelSpec:
     """The spec of the real model from ``params.yaml``'s ``model`` section.
 
     The tiny preset's tokenizer is trained on the training split's text (instructions, captions,
@@ -86,7 +87,7 @@ def reasonbrain_spec(model_params: Any, data_dir: Path) -> ModelSpec:
     training as at inference; the records' gold ``objects`` are never fed to the model.
     """
     return ModelSpec(
-        build=_ReasonBrainBuilder(model_params, Path(data_dir)),
+        build=_ReasonBrainBuilder(model_params, str(getattr(data, "uri", data))),
         load=_load_edit_model,
         sample=_sample_edits,
         name=f"{getattr(model_params, 'kind', 'reasonbrain')}/{model_params.preset}",
@@ -96,13 +97,13 @@ def reasonbrain_spec(model_params: Any, data_dir: Path) -> ModelSpec:
 @dataclass(frozen=True)
 class _ReasonBrainBuilder:
     model_params: Any
-    data_dir: Path
+    data: str  # a dataset directory or s3:// prefix
 
     def __call__(self) -> nn.Module:
-        from reasonbrain.data.schema import manifest_path, read_manifest
         from reasonbrain.models.presets import build_model
+        from reasonbrain.training.datasource import DataLocation
 
-        records = read_manifest(manifest_path(self.data_dir, "train"))
+        records = DataLocation.parse(self.data).records("train")
         corpus: list[str] = []
         objects: set[str] = set()
         for r in records:

@@ -1,23 +1,25 @@
-"""``reasonbrain train`` on a real two-node Ray cluster, checkpoints in S3, a node lost mid-run.
+"""``reasonbrain train`` on a real two-node Ray cluster, data and checkpoints in S3, a node lost.
 
 The cluster is two Ray nodes on this machine (``ray.cluster_utils.Cluster``: a head and a worker
 node, each its own raylet and object store; the test never runs ``ray stop``, which would stop
 every Ray of the user). ``reasonbrain train`` runs as a subprocess with ``RAY_ADDRESS`` pointing at
-the head, two workers placed with ``train.placement_strategy=SPREAD`` and checkpoint storage on the
-moto S3 endpoint (``--storage s3://…``). Where each worker runs is read from the process tree:
-a Ray worker process is a child of its node's raylet.
+the head, two workers placed with ``train.placement_strategy=SPREAD``, the training data read from
+the moto S3 endpoint (``--data s3://…``, streamed by Ray Data: ``train.preload=false``) and
+checkpoint storage there too (``--storage s3://…``). No path of the driver's machine is read by
+a worker. Where each worker runs is read from the process tree: a Ray worker process is a child
+of its node's raylet.
 
 1. The uninterrupted run: one worker on each node, checkpoints in S3, the exported model equals
    the last S3 checkpoint's model byte for byte and loads into the inference pipeline.
 2. The same run with the worker node killed (SIGKILL of its raylet and worker processes, as when a
    machine dies) right after the first checkpoint is registered: Ray Train's ``FailureConfig``
-   restarts the worker group on the surviving node from that checkpoint, the run ends at the
-   requested step, and the step log has no gap or repeat, keeps the checkpoint's rows as they
-   were and follows the uninterrupted run's loss curve.
+   restarts the worker group on the surviving node from that checkpoint — and each rank's data
+   stream from that checkpoint's step —, the run ends at the requested step, and the step log has
+   no gap or repeat, keeps the checkpoint's rows as they were and follows the uninterrupted run's
+   loss curve.
 
-Not covered here (issue 15, later parts): the training data is read from a local directory that
-both nodes see because they share this machine's filesystem; on a real cluster it must be staged
-on every node (``infra/k8s`` does that with an init container) until it streams from S3.
+The head has 3 logical CPUs: after the loss, both workers (1 CPU each) and the Ray Data decode
+tasks run there.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ TRAIN_ARGS = [
     "--set", "train.sample_images=0",
     "--set", "train.warmup_steps=1",
     "--set", "train.precision=fp32",
+    "--set", "train.preload=false",
+    "--set", "train.data_cpus=1",
 ]  # fmt: skip
 
 
@@ -127,7 +131,7 @@ def _stop(cluster: Any) -> None:
 
 @pytest.fixture(scope="module")
 def two_nodes() -> Iterator[TwoNodes]:
-    """Head (2 CPUs) + worker node (2 CPUs), small object stores, no dashboard.
+    """Head (3 CPUs) + worker node (2 CPUs), small object stores, no dashboard.
 
     Ray's temp dir is private to this cluster (``RAY_TMPDIR``; short, socket paths are limited):
     a head node records its address in ``<tmp>/ray/ray_current_cluster``, and a bare
@@ -146,7 +150,7 @@ def two_nodes() -> Iterator[TwoNodes]:
         cluster = Cluster(
             initialize_head=True,
             head_node_args={
-                "num_cpus": 2,
+                "num_cpus": 3,
                 "include_dashboard": False,
                 "object_store_memory": store,
             },
@@ -185,13 +189,13 @@ class ClusterRun:
 def run_train(
     nodes: TwoNodes,
     env: dict[str, str],
-    data: Path,
+    data: str,
     out: Path,
     storage: str,
     on_tick: Callable[[ClusterRun], None] | None = None,
 ) -> ClusterRun:
     """Run ``reasonbrain train`` against the cluster; poll worker placement (and ``on_tick``)."""
-    cmd = [sys.executable, "-m", "reasonbrain", "train", "--data", str(data), "--out", str(out)]
+    cmd = [sys.executable, "-m", "reasonbrain", "train", "--data", data, "--out", str(out)]
     cmd += ["--storage", storage, *TRAIN_ARGS]
     log_path = out.with_suffix(".output.txt")
     run = ClusterRun(out=out, output="", seconds=0.0, workers={})
@@ -238,6 +242,9 @@ def cluster_env(
         region_name="us-east-1",
     )
     s3.create_bucket(Bucket=BUCKET)
+    for p in sorted(data.rglob("*")):  # the dataset lives in S3; workers read it from there
+        if p.is_file():
+            s3.upload_file(str(p), BUCKET, f"data/{p.relative_to(data).as_posix()}")
     env = {
         **os.environ,
         "RAY_ADDRESS": two_nodes.address,
@@ -253,7 +260,7 @@ def cluster_env(
         "RAY_TRAIN_ENABLE_STATE_ACTOR_RECONCILIATION": "0",
         "COLUMNS": "200",
     }
-    return {"data": data, "s3": s3, "env": env}
+    return {"data": f"s3://{BUCKET}/data", "local_data": data, "s3": s3, "env": env}
 
 
 @pytest.fixture(scope="module")
@@ -301,8 +308,9 @@ def test_two_node_run_spreads_workers_and_checkpoints_to_s3(
     from reasonbrain.inference.pipeline import ReasonBrainPipeline
 
     pipe = ReasonBrainPipeline.from_pretrained(model_dir)
-    row = json.loads((cluster_env["data"] / "val.jsonl").read_text().splitlines()[0])
-    image = Image.open(cluster_env["data"] / row["src_image"]).convert("RGB")
+    local = cluster_env["local_data"]
+    row = json.loads((local / "val.jsonl").read_text().splitlines()[0])
+    image = Image.open(local / row["src_image"]).convert("RGB")
     edited = pipe(
         image=image,
         prompt=row["instruction"],

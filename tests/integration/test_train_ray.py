@@ -19,7 +19,7 @@ import torch
 from reasonbrain.config import Params, load_params
 from reasonbrain.training.metrics import read_log
 from tests.mini_dataset import make_mini_dataset
-from tests.training_toy import ToyEditor, toy_spec
+from tests.training_toy import failing_spec, toy_spec
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -45,7 +45,11 @@ def _params(*extra: str) -> Params:
 
 
 def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
-    return ToyEditor.from_pretrained(model_dir).state_dict()
+    """The toy's weights (without the failing wrapper's step counter)."""
+    from safetensors.torch import load_file
+
+    state = load_file(model_dir / "model.safetensors")
+    return {k: v for k, v in state.items() if k != "train_steps"}
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +114,13 @@ def test_checkpoints_to_s3_and_back(reference: dict[str, Any], moto_endpoint: st
     assert all(torch.equal(remote[k], local[k]) for k in local)
     assert state["step"] == STEPS and state["data_position"] == STEPS * 4
     assert [r["step"] for r in reference["log"]] == list(range(1, STEPS + 1))
+    # where a streamed run's data would restart: the run's latest registered checkpoint
+    from reasonbrain.training.checkpoint import Storage
+    from reasonbrain.training.stream import resume_step
+
+    store = Storage(uri="s3://rb-train/runs", path="rb-train/runs", filesystem=fs)
+    assert resume_step(store, res.run_name) == STEPS
+    assert resume_step(store, "no-such-run") == 0
 
 
 def test_model_learns_and_logs(reference: dict[str, Any]) -> None:
@@ -146,41 +157,46 @@ def test_two_workers_match_one_worker(
 
 
 def test_resume_then_worker_crash_match_uninterrupted_run(
-    reference: dict[str, Any], data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    reference: dict[str, Any], data_dir: Path, tmp_path: Path
 ) -> None:
     """A run dies at step 3 (no restarts left); ``train(resume=True)`` continues it from the
-    step-2 checkpoint; a worker then raises at step 5, Ray restarts the group from the step-4
-    checkpoint; the final weights and the loss trajectory equal the uninterrupted run's exactly.
+    step-2 checkpoint — with its data now streamed by Ray Data (``train.preload=false``: an
+    operational key, the same run); a worker then raises at step 5, Ray restarts the group from
+    the step-4 checkpoint and the stream from step 4; the final weights, the loss trajectory and
+    the validation losses equal the uninterrupted pre-loaded run's exactly. The failures come from
+    the model (a wrapped spec), not from a hook in the training loop.
     """
     import ray.train
 
-    from reasonbrain.training.trainer import FAIL_AT_STEP_ENV, train
+    from reasonbrain.training.trainer import train
 
-    def run(**kw: Any) -> Any:
+    def run(fail_at: int, **kw: Any) -> Any:
+        spec = failing_spec(NOISE, fail_at=fail_at, marker=tmp_path / f"failed-at-{fail_at}")
         return train(
             _params(*kw.pop("sets", [])),
             data_dir,
             tmp_path / "out",
             storage=tmp_path / "ckpt",
-            spec=toy_spec(NOISE),
+            spec=spec,
             progress=False,
             **kw,
         )
 
-    monkeypatch.setenv(FAIL_AT_STEP_ENV, "3")
-    with pytest.raises(ray.train.TrainingFailedError):
-        run()  # the process would end here
+    with pytest.raises(ray.train.TrainingFailedError, match="injected failure at step 3"):
+        run(3)  # the process would end here
     (run_name,) = os.listdir(tmp_path / "ckpt")
     stored = sorted(p for p in os.listdir(tmp_path / "ckpt" / run_name) if p.startswith("checkpo"))
     assert [p for p in stored if p.startswith("checkpoint_0")] == ["checkpoint_00000002"]
 
-    monkeypatch.setenv(FAIL_AT_STEP_ENV, "5")
-    res = run(resume=True, sets=["train.max_failures=1"])
+    res = run(5, resume=True, sets=["train.max_failures=1", "train.preload=false"])
     assert res.run_name == run_name
-    assert (tmp_path / "out" / f".{run_name}.failed-at-5").read_text() == "5"  # it did crash
+    assert (tmp_path / "failed-at-5").read_text() == "5"  # it did crash
     log = read_log(tmp_path / "out" / "train_log.jsonl")
     assert [r["step"] for r in log] == list(range(1, STEPS + 1))  # no repeats, no gaps
     ref = _weights(reference["result"].model_dir)
     got = _weights(res.model_dir)
+    assert ref.keys() == got.keys()
     assert all(torch.equal(ref[k], got[k]) for k in ref), "resumed/restarted run diverged"
     assert [r["loss"] for r in log] == [r["loss"] for r in reference["log"]]
+    val = [r["val_loss"] for r in log if "val_loss" in r]
+    assert val == [r["val_loss"] for r in reference["log"] if "val_loss" in r]

@@ -159,6 +159,18 @@ def test_rayjob_params_file_validates_with_the_overrides() -> None:
     assert tp.batch_size % (tp.workers * tp.grad_accum_steps) == 0
 
 
+def test_training_data_streams_from_s3_and_no_pod_copies_it() -> None:
+    (data,) = _options(_train_command(), "--data")
+    assert data == "$DATASET_URI"  # the job's shell expands it from the settings ConfigMap
+    assert _one("ConfigMap")["data"]["DATASET_URI"].startswith("s3://")
+    paper = ROOT / "params.paper.yaml"
+    if paper.is_file():
+        assert not load_params(paper, _options(_train_command(), "--set")).train.preload
+    for where, pod in _pod_specs():
+        assert not pod.get("initContainers"), where
+        assert "/data" not in str(pod.get("volumes", [])), where
+
+
 def test_credentials_come_from_secrets_never_inline() -> None:
     assert not [d for d in _docs() if d["kind"] == "Secret"]
     for where, pod in _pod_specs():
@@ -167,7 +179,7 @@ def test_credentials_come_from_secrets_never_inline() -> None:
             for name, e in env.items():
                 if SECRET_NAME.search(name):
                     assert "value" not in e and "secretKeyRef" in e["valueFrom"], (where, name)
-            if where != "submitter":  # every Ray pod (and data staging) reads S3
+            if where != "submitter":  # every Ray pod reads S3 (data, checkpoints)
                 for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
                     ref = env[key]["valueFrom"]["secretKeyRef"]
                     assert ref == {"name": "reasonbrain-s3", "key": key}, (where, c["name"])
