@@ -310,6 +310,20 @@ class EvalParams(StrictModel):
     verifier_change_threshold: float = Field(
         0.02, ge=0, le=1, description="per-pixel max-channel difference counted as a change"
     )
+    verifier_edit_bound: float = Field(
+        0.4,
+        gt=0,
+        lt=1,
+        description="correct only if, inside the mask, d(output, target) <= this x d(source, "
+        "target) (and the same share towards any counterfactual on the twin); calibrated, README",
+    )
+    verifier_background_bound: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="correct only if the mean |output - source| outside the edited regions is at "
+        "most this ([0, 1] range); calibrated, README",
+    )
     judge: Literal["none", "oracle", "vlm", "http"] = "oracle"
     judge_model: str | None = Field(None, description="model name sent to the HTTP judge")
     judge_prompt: str = Field("viescore_v1", description="prompt file (versioned) for judges")
