@@ -333,7 +333,10 @@ class EvalParams(StrictModel):
     judge_timeout_s: float = Field(60.0, gt=0)
     bootstrap_resamples: int = Field(1000, ge=10)
     ci_level: float = Field(0.95, gt=0, lt=1)
-    gallery_per_category: int = Field(3, ge=0)
+    gallery_per_category: int = Field(3, ge=0, description="report: worst samples per category")
+    gallery_per_family: int = Field(
+        1, ge=0, description="report: worst failures per ReasonSynth family (replaces categories)"
+    )
     magicbrush_protocol: Literal["single_turn", "final_turn"] = Field(
         "single_turn",
         description="MagicBrush: each turn from its ground-truth input, or one sample per session "

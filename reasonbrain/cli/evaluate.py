@@ -100,10 +100,14 @@ def evaluate(
 def report(
     runs: list[Path] = typer.Option(..., "--runs", help="Evaluation output dirs (repeatable)."),
     out: Path = typer.Option(Path("reports/compare.md"), "--out", help="Markdown file to write."),
+    curves: bool = typer.Option(
+        True, "--curves/--no-curves", help="Draw training-curve charts beside the report."
+    ),
     params_path: Path | None = ParamsOption,
     sets: list[str] | None = SetOption,
 ) -> None:
-    """Compare evaluation runs: tables with CIs, paired differences, failure gallery."""
+    """Compare evaluation runs: tables with CIs, verdicts, paired differences, failure gallery,
+    training curves."""
     from reasonbrain.evaluation.report import render_report
 
     params = cli_params(params_path, sets)
@@ -111,7 +115,9 @@ def report(
         list(runs),
         out,
         gallery_per_category=params.eval.gallery_per_category,
+        gallery_per_family=params.eval.gallery_per_family,
         resamples=params.eval.bootstrap_resamples,
         level=params.eval.ci_level,
+        curves=curves,
     )
     console.print(f"[green]report[/] for {len(runs)} run(s) → [bold]{out}[/]")
