@@ -107,6 +107,7 @@ PAPER_PROFILE: dict[str, dict[str, Any]] = {
         "prediction_type": None,  # from the diffusion repo's scheduler config (epsilon for IP2P)
         "source_residual": False,  # tiny-only addition: the pretrained UNet keeps its target
         "spatial_cue": False,  # tiny-only addition: the UNet keeps its 8 input channels
+        "ip2p_spatial_cue": False,  # the same addition for the ip2p baseline
         "null_text": "empty_prompt",  # IP2P: the unconditional text is the encoding of ""
     },
     "train": {
@@ -182,6 +183,12 @@ class ModelParams(StrictModel):
         description="tiny preset: grounding head → one UNet input channel saying where the "
         "named object is (reasonbrain.models.grounding); needs the patch branch + ID controller",
     )
+    ip2p_spatial_cue: bool = Field(
+        False,
+        description="tiny preset, kind ip2p: give the InstructPix2Pix baseline the same grounding "
+        "head, mask supervision and UNet channel as spatial_cue (no reasoning path) — the fair "
+        "baseline for the cue; ignored by kind reasonbrain, as spatial_cue is by kind ip2p",
+    )
     loss_weight_ground: float = Field(1.0, ge=0, description="weight of the grounding BCE")
     cond_drop_text: float = Field(0.05, ge=0, le=1)
     cond_drop_image: float = Field(0.05, ge=0, le=1)
@@ -216,7 +223,7 @@ class ModelParams(StrictModel):
                 f"{PAPER_MIN_IMAGE_SIZE} and a multiple of {PAPER_SIZE_MULTIPLE}, e.g. 256 or "
                 "512): use params.paper.yaml or set model.image_size=256"
             )
-        for key in ("spatial_cue", "source_residual"):
+        for key in ("spatial_cue", "ip2p_spatial_cue", "source_residual"):
             if getattr(self, key):
                 raise ValueError(
                     f"model.{key} is a tiny-preset addition the pretrained UNet cannot take: "
