@@ -72,6 +72,27 @@ def test_conditioning_is_the_instruction_and_the_cue_is_trained_on_the_mask(
     assert again.loss_ground is not None and torch.allclose(again.loss_ground, expected)
 
 
+def test_trains_on_the_training_loops_batches(cue_model: Any, tmp_path: Path) -> None:
+    """The loop's data path (dataset → processor → collate) feeds the cue its phrases and masks."""
+    from reasonbrain.config import SynthParams
+    from reasonbrain.data.synth.generate import generate_dataset
+    from reasonbrain.data.torch_dataset import EditDataset
+    from reasonbrain.training.data import BatchSource
+
+    root = tmp_path / "data"
+    generate_dataset(
+        root, SynthParams(n_train=4, n_val=0, n_test=0, size=64, seed=2, workers=1), progress=False
+    )
+    source = BatchSource(EditDataset(root, "train", 64), cue_model.processor)
+    batch = source.batch([0, 1, 2, 3])
+    assert batch["object_mask"].any(dim=1).all() and batch["has_mask"].all()
+    cue_model.train()
+    with torch.no_grad():
+        out = cue_model(batch)
+    cue_model.eval()
+    assert out.loss_ground is not None and torch.isfinite(out.loss) and out.loss_ground > 0
+
+
 def test_save_load_and_edit(cue_model: Any, tmp_path: Path) -> None:
     from reasonbrain.inference import ReasonBrainPipeline
     from reasonbrain.models.checkpoint import from_pretrained
