@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -148,30 +146,32 @@ def test_a_predictions_directory_that_does_not_exist_is_one_clear_error(
         _evaluate(PREDICTIONS_PREFIX + str(tmp_path / "nope"), ds, tmp_path / "ev")
 
 
-@pytest.mark.slow
-def test_cli_scores_a_predictions_directory(ds: Path, tmp_path: Path) -> None:
+def test_cli_scores_a_predictions_directory(
+    ds: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from reasonbrain.cli.evaluate import evaluate as cli_evaluate
+
     recs = read_manifest(ds / "test.jsonl")
     pred = tmp_path / "pred"
     pred.mkdir()
     for r in recs[:5]:
         shutil.copy(ds / r.tgt_image, pred / f"{r.id}.png")
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "reasonbrain", *args],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            timeout=180,
-        )
-
-    common = ["--data", str(ds), "--split", "test", "--engine", "loop"]
-    r = cli(
-        "evaluate", "--predictions", str(pred), *common, "--out", "ev", "--set", "eval.metrics=[l1]"
+    (pred / "typo-id.png").write_bytes((pred / f"{recs[0].id}.png").read_bytes())
+    cli_evaluate(
+        model=None,
+        predictions=pred,
+        data=ds,
+        split="test",
+        out=tmp_path / "ev",
+        limit=None,
+        engine="loop",
+        force=False,
+        params_path=None,
+        sets=["eval.metrics=[l1]", "eval.bootstrap_resamples=20"],
     )
-    assert r.returncode == 0, r.stderr
-    assert "reasoning_acc 0.625" in r.stdout  # 5 of 8 right, 3 missing count as wrong
-    assert "missing 3" in r.stdout
+    out = " ".join(capsys.readouterr().out.split())
+    assert "reasoning_acc 0.625" in out  # 5 of 8 right, 3 missing count as wrong
+    assert "missing 3" in out and "1 file(s) match no sample id, e.g. typo-id.png" in out
 
 
 def test_the_cli_wants_exactly_one_of_model_and_predictions(ds: Path, tmp_path: Path) -> None:
