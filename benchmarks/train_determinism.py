@@ -172,19 +172,20 @@ def main() -> None:
     ap.add_argument("--data", type=Path, help="tokenizer text from this dataset's train split")
     ap.add_argument("--train", type=Path, help="also run two real trainings on this dataset")
     ap.add_argument("--train-steps", type=int, default=20)
+    ap.add_argument("--only-train", action="store_true", help="skip parts 1 and 2")
     args = ap.parse_args()
 
     import torch
     from _tiny import machine
 
     torch.set_num_threads(args.threads)
-    result: dict[str, Any] = {
-        "tokenizer": tokenizer_figures(_corpus(args.data), args.repeats, 1024),
-        "training_steps": step_figures(args.steps, args.rounds, args.batch),
-        "machine": machine(),
-    }
+    result: dict[str, Any] = {}
+    if not args.only_train:
+        result["tokenizer"] = tokenizer_figures(_corpus(args.data), args.repeats, 1024)
+        result["training_steps"] = step_figures(args.steps, args.rounds, args.batch)
     if args.train is not None:
         result["reasonbrain_train"] = train_figures(args.train, args.train_steps)
+    result["machine"] = machine()
     print(json.dumps(result, indent=1))
 
 
