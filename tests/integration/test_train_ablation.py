@@ -183,3 +183,29 @@ def test_seeds_are_summarised_and_rungs_paired_with_full(tmp_path: Path) -> None
     md = report_path.with_suffix(".md").read_text()
     row = next(x for x in md.splitlines() if x.startswith("| `ip2p` |"))
     assert "| 25.0 [" in row and "| -50.0 [" in row and "✱" in row
+
+
+def test_the_cli_refuses_bad_seeds_before_training(tmp_path: Path) -> None:
+    from reasonbrain.cli.train import ablate
+
+    kw: dict[str, Any] = {
+        "data": tmp_path,
+        "out": tmp_path / "m",
+        "max_steps": 1,
+        "rungs": "full",
+        "evaluate": False,
+        "split": None,
+        "limit": None,
+        "engine": "loop",
+        "report": tmp_path / "r.json",
+        "storage": None,
+        "params_path": None,
+        "sets": None,
+    }
+    with pytest.raises(ConfigError, match="not a comma-separated list of integers"):
+        ablate(seeds="0,one", **kw)
+    with pytest.raises(ConfigError, match="seeds must be distinct"):
+        ablate(seeds="2,2", **kw)
+    with pytest.raises(ConfigError, match="unknown engine"):
+        ablate(seeds="0", **{**kw, "engine": "gpu"})
+    assert not (tmp_path / "m").exists()
