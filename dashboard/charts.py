@@ -23,6 +23,7 @@ VERDICT_COLOURS: dict[str, str] = {
     "faint_edit": "#90a4ae",
     "collateral_edit": "#f9a825",
     "background_changed": "#ad1457",
+    "no_output": "#424242",
     "none": "#bdbdbd",
 }
 

@@ -46,6 +46,7 @@ VERDICT_LABELS: dict[str, str] = {
     "faint_edit": "nearest the target, but too faint",
     "collateral_edit": "right edit, but the twin changed too",
     "background_changed": "right edit, but the background changed",
+    "no_output": "no output (missing or unreadable prediction)",
     "none": "no verdict",
 }
 #: (Material icon, colour) per verdict; Streamlit bundles the icon font (no emoji font needed)
@@ -59,6 +60,7 @@ VERDICT_STYLE: dict[str, tuple[str, str]] = {
     "faint_edit": ("opacity", "gray"),
     "collateral_edit": ("content_copy", "orange"),
     "background_changed": ("wallpaper", "red"),
+    "no_output": ("hide_image", "gray"),
 }
 
 

@@ -113,6 +113,7 @@ PAPER_PROFILE: dict[str, dict[str, Any]] = {
         "prediction_type": None,  # from the diffusion repo's scheduler config (epsilon for IP2P)
         "source_residual": False,  # tiny-only addition: the pretrained UNet keeps its target
         "spatial_cue": False,  # tiny-only addition: the UNet keeps its 8 input channels
+        "ip2p_spatial_cue": False,  # the same addition for the ip2p baseline
         "null_text": "empty_prompt",  # IP2P: the unconditional text is the encoding of ""
     },
     "train": {
@@ -188,6 +189,12 @@ class ModelParams(StrictModel):
         description="tiny preset: grounding head → one UNet input channel saying where the "
         "named object is (reasonbrain.models.grounding); needs the patch branch + ID controller",
     )
+    ip2p_spatial_cue: bool = Field(
+        False,
+        description="tiny preset, kind ip2p: give the InstructPix2Pix baseline the same grounding "
+        "head, mask supervision and UNet channel as spatial_cue (no reasoning path) — the fair "
+        "baseline for the cue; ignored by kind reasonbrain, as spatial_cue is by kind ip2p",
+    )
     loss_weight_ground: float = Field(1.0, ge=0, description="weight of the grounding BCE")
     cond_drop_text: float = Field(0.05, ge=0, le=1)
     cond_drop_image: float = Field(0.05, ge=0, le=1)
@@ -222,7 +229,7 @@ class ModelParams(StrictModel):
                 f"{PAPER_MIN_IMAGE_SIZE} and a multiple of {PAPER_SIZE_MULTIPLE}, e.g. 256 or "
                 "512): use params.paper.yaml or set model.image_size=256"
             )
-        for key in ("spatial_cue", "source_residual"):
+        for key in ("spatial_cue", "ip2p_spatial_cue", "source_residual"):
             if getattr(self, key):
                 raise ValueError(
                     f"model.{key} is a tiny-preset addition the pretrained UNet cannot take: "
@@ -334,6 +341,20 @@ class EvalParams(StrictModel):
     verifier_change_threshold: float = Field(
         0.02, ge=0, le=1, description="per-pixel max-channel difference counted as a change"
     )
+    verifier_edit_bound: float = Field(
+        0.4,
+        gt=0,
+        lt=1,
+        description="correct only if, inside the mask, d(output, target) <= this x d(source, "
+        "target) (and the same share towards any counterfactual on the twin); calibrated, README",
+    )
+    verifier_background_bound: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="correct only if the mean |output - source| outside the edited regions is at "
+        "most this ([0, 1] range); calibrated, README",
+    )
     judge: Literal["none", "oracle", "vlm", "http"] = "oracle"
     judge_model: str | None = Field(None, description="model name sent to the HTTP judge")
     judge_prompt: str = Field("viescore_v1", description="prompt file (versioned) for judges")
@@ -343,7 +364,10 @@ class EvalParams(StrictModel):
     judge_timeout_s: float = Field(60.0, gt=0)
     bootstrap_resamples: int = Field(1000, ge=10)
     ci_level: float = Field(0.95, gt=0, lt=1)
-    gallery_per_category: int = Field(3, ge=0)
+    gallery_per_category: int = Field(3, ge=0, description="report: worst samples per category")
+    gallery_per_family: int = Field(
+        1, ge=0, description="report: worst failures per ReasonSynth family (replaces categories)"
+    )
     magicbrush_protocol: Literal["single_turn", "final_turn"] = Field(
         "single_turn",
         description="MagicBrush: each turn from its ground-truth input, or one sample per session "

@@ -4,6 +4,8 @@ training curves from the runs' logs and the ablation table."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from dashboard import charts
@@ -68,13 +70,19 @@ def _groups(ctx: Context, chosen: list[EvaluationInfo]) -> None:
             show_chart(charts.ci_bars(rows, metric=metric, group=title))
             with st.expander("table"):
                 st.dataframe(rows, hide_index=True)
+
+    def rates(summary: dict[str, Any]) -> dict[str, float]:
+        overall = summary.get("overall") or {}
+        # verdict_rates: the verifier's outcome (bounds included); older summaries: nearest only
+        return dict(overall.get("verdict_rates") or overall.get("outcome_rates") or {})
+
     mix = [
         {"evaluation": e.label, "outcome": k, "share": v}
         for e in chosen
-        for k, v in ((summaries[e.id].get("overall") or {}).get("outcome_rates") or {}).items()
+        for k, v in rates(summaries[e.id]).items()
     ]
     if mix:
-        st.subheader("Nearest outcome (the verifier's verdict mix)")
+        st.subheader("Outcomes (the verifier's verdict mix)")
         show_chart(charts.outcome_mix(mix))
 
 

@@ -93,25 +93,51 @@ def ablate(
     rungs: str | None = typer.Option(
         None, "--rungs", help="Comma-separated rungs (default: the whole ladder)."
     ),
+    seeds: str | None = typer.Option(
+        None, "--seeds", help="Comma-separated training seeds (default: train.seed)."
+    ),
+    evaluate: bool = typer.Option(
+        True, "--evaluate/--no-evaluate", help="Evaluate every rung (eval params, --split)."
+    ),
+    split: str | None = typer.Option(None, "--split", help="Split to evaluate (eval.split)."),
+    limit: int | None = typer.Option(None, "--limit", help="Evaluate the first N samples only."),
+    engine: str = typer.Option("ray", "--engine", help="Evaluation engine: ray or loop."),
     report: Path = typer.Option(Path("reports/ablation.json"), "--report", help="JSON report."),
     storage: str | None = typer.Option(None, "--storage", help="Checkpoint storage."),
     params_path: Path | None = ParamsOption,
     sets: list[str] | None = SetOption,
 ) -> None:
-    """Train the paper's ablation ladder at one fixed budget; write the report + markdown table."""
-    from reasonbrain.training.ablation import RUNGS, run_ablation
+    """Train (and evaluate) the ablation ladder at one fixed budget, over one or more training
+    seeds; write the report (CIs, paired differences vs `full`, mean ± spread over seeds)."""
+    from reasonbrain.errors import ConfigError
+    from reasonbrain.training.ablation import LADDER, run_ablation
 
     extra = [f"train.max_steps={max_steps}"] if max_steps is not None else []
     params = cli_params(params_path, [*(sets or []), *extra])
-    chosen = [r.strip() for r in rungs.split(",") if r.strip()] if rungs else list(RUNGS)
+    chosen = [r.strip() for r in rungs.split(",") if r.strip()] if rungs else list(LADDER)
+    try:
+        chosen_seeds = [int(x) for x in seeds.split(",") if x.strip()] if seeds else None
+    except ValueError:
+        raise ConfigError(
+            f"--seeds {seeds!r} is not a comma-separated list of integers",
+            where="--seeds",
+            fix="pass e.g. --seeds 0,1,2",
+        ) from None
+    if engine not in ("ray", "loop"):
+        raise ConfigError(f"unknown engine {engine!r}", where="--engine", fix="use ray or loop")
     result = _guard(
         lambda: run_ablation(
             params,
             Path(data or params.data.dir),
             out,
             rungs=chosen,
+            seeds=chosen_seeds,
             report_path=report,
             storage=storage,
+            evaluate=evaluate,
+            split=split,
+            limit=limit,
+            engine=engine,
         )
     )
     console.print(report.with_suffix(".md").read_text())

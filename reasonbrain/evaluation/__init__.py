@@ -10,7 +10,9 @@ Follows the pipeline step ``evaluate`` (DESIGN §2); one module per job:
 - :mod:`~reasonbrain.evaluation.judges` — the ``Judge`` interface: local VLM, HTTP, oracle; cache.
 - :mod:`~reasonbrain.evaluation.protocols` — which references each benchmark compares against.
 - :mod:`~reasonbrain.evaluation.scoring` — every per-sample number for one output.
-- :mod:`~reasonbrain.evaluation.predictors` — which model (resolved, pinned) produces the edits.
+- :mod:`~reasonbrain.evaluation.predictors` — which model (resolved, pinned) produces the edits,
+  or which directory of edits made elsewhere (``--predictions``) is read.
+- :mod:`~reasonbrain.evaluation.adversarial` — outputs without reasoning the verifier must reject.
 - :mod:`~reasonbrain.evaluation.worker` — edits and scores a batch (one per Ray Data actor).
 - :mod:`~reasonbrain.evaluation.engines` — runs the worker: Ray Data actors or a plain loop.
 - :mod:`~reasonbrain.evaluation.store` — the output directory: resumable, crash-safe.
@@ -20,6 +22,11 @@ Follows the pipeline step ``evaluate`` (DESIGN §2); one module per job:
 - :mod:`~reasonbrain.evaluation.bootstrap` — bootstrap CIs and paired comparisons.
 - :mod:`~reasonbrain.evaluation.aggregate` — ``metrics.json`` from ``samples.jsonl``.
 - :mod:`~reasonbrain.evaluation.report` — the comparison report (``reasonbrain report``).
+- :mod:`~reasonbrain.evaluation.diagnostics` — its learning diagnostics (per family, verdicts,
+  worst failures, training curves); :mod:`~reasonbrain.evaluation.curves` — the curves.
+- :mod:`~reasonbrain.evaluation.ladder` — ablation figures over training seeds and paired
+  differences (``reasonbrain ablate``).
+- :mod:`~reasonbrain.evaluation.markdown` — Markdown cells and tables.
 
 Nothing heavy is imported here; import the submodule you need.
 """

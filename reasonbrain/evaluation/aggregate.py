@@ -3,9 +3,21 @@
 Groups: ``overall``, ``by_category``, ``by_family`` and ``by_holdout`` (the last two only for
 ReasonSynth rows). Every per-sample metric becomes ``{mean, ci_low, ci_high, n}``; ``n`` counts
 the samples that have the metric (a skipped or undefined value is left out, never counted as 0).
-ReasonSynth groups also report ``outcome_rates`` — the share of outputs nearest to the target and
-to each counterfactual (``no_change`` is the "no change" rate) — over the same samples reasoning
-accuracy and chance level count (the verifiable ones), and how many samples were not verifiable.
+ReasonSynth groups also report, over the same samples reasoning accuracy and chance level count
+(the verifiable ones):
+
+- ``outcome_rates`` — the share of outputs *nearest* to the target and to each counterfactual
+  (``no_change`` is the "no change" rate; the nearest-candidate rule, ``reasoning_acc_nearest``);
+- ``verdict_rates`` and ``verdict_counts`` — the share and number of samples per
+  ``Verdict.outcome`` under the calibrated rule (``target`` = correct; ``no_change`` /
+  ``wrong_object`` / ``wrong_change`` / ``tie`` = nearest to a wrong outcome; ``faint_edit`` /
+  ``collateral_edit`` / ``background_changed`` = nearest to the target but a bound failed;
+  ``no_output`` = no output to score);
+
+and how many samples were not verifiable. Rows of a predictions directory
+(``reasonbrain evaluate --predictions``) add ``predictions``: how many predictions were found and
+how many were missing, unreadable or ambiguous (those samples count as wrong, see
+:meth:`~reasonbrain.evaluation.scoring.Scorer.score`).
 Groups judged by a model report ``judge_errors``: how many answers were unreadable, how many
 requests failed, how many samples the judge did not apply to (none of them counts in
 ``instruction_alignment``). A flat ``per_category`` table (one row per category) feeds DVC plots.
@@ -18,10 +30,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from reasonbrain.evaluation.bootstrap import bootstrap_mean
+from reasonbrain.evaluation.verifier import OUTCOMES
 
 #: Metrics shown first in tables (others follow alphabetically).
 HEADLINE: tuple[str, ...] = (
     "reasoning_acc",
+    "reasoning_acc_nearest",
     "instruction_alignment",
     "mllm_score",
     "clip_t",
@@ -62,7 +76,16 @@ def summarise(
         verifiable = [v for v in verdicts if v["verifiable"]]
         nearest = Counter(v["nearest"] for v in verifiable)
         out["outcome_rates"] = {k: nearest[k] / len(verifiable) for k in sorted(nearest)}
+        outcomes = Counter(str(v.get("outcome")) for v in verifiable if v.get("outcome"))
+        order = [k for k in OUTCOMES if k in outcomes] + sorted(set(outcomes) - set(OUTCOMES))
+        out["verdict_counts"] = {k: outcomes[k] for k in order}
+        out["verdict_rates"] = {k: outcomes[k] / len(verifiable) for k in order}
         out["unverifiable"] = len(verdicts) - len(verifiable)
+    predictions = Counter(
+        str(p.get("status")) for r in rows if isinstance(p := r.get("prediction"), dict)
+    )
+    if predictions:
+        out["predictions"] = dict(sorted(predictions.items()))
     errors = Counter(
         str(j.get("error_kind") or "other")
         for r in rows

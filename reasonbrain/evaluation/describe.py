@@ -82,9 +82,7 @@ def describe_config(
     )
     return {
         "pixel": PIXEL_CONFIG,
-        "verifier": VerifierConfig(
-            params.verifier_region, params.verifier_change_threshold
-        ).describe(),
+        "verifier": VerifierConfig.from_params(params).describe(),
         "models": models,
         "embedding_scores": "raw cosine in [-1, 1] (papers often print 100 x cosine)",
         "judge": {

@@ -19,10 +19,16 @@ batch or actor it landed in.
 - :class:`PipelinePredictor` (``--model DIR`` or a registry ref): a saved model directory
   (ReasonBrain, its ablations or the ``ip2p`` baseline) run through
   ``reasonbrain.inference.ReasonBrainPipeline``.
+- :class:`PredictionsPredictor` (``--predictions DIR``, spec ``predictions:DIR``): edits made
+  elsewhere (SmartEdit, a hosted model …), one image per sample named by its id —
+  ``<id>.png`` (or ``.jpg``/``.jpeg``/``.webp``, any case; an evaluation's own ``images/`` names
+  work too, see :func:`~reasonbrain.evaluation.store.image_name`). Its fingerprint is the sha256
+  of the directory's files, so adding or replacing a prediction changes the resume key. A sample
+  whose prediction is missing, unreadable or ambiguous (two files for one id) gets no image and
+  an :class:`Edit` that says why (``prediction``); the scorer counts it as wrong, never as a
+  crash and never as left out.
 
-Another kind of model (for instance edits precomputed by another editor and stored as
-``<sample id>.png``) is one more branch in :func:`resolve_model` and :func:`load_predictor` and
-one more class here; the worker, the engines and the output store do not change.
+The worker, the engines and the output store are the same for every kind.
 """
 
 from __future__ import annotations
@@ -36,12 +42,18 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from PIL import Image
 
 from reasonbrain.errors import ConfigError
+from reasonbrain.evaluation.store import image_name
 
 if TYPE_CHECKING:
     from reasonbrain.config import EvalParams
 
 IDENTITY = "identity"
 REGISTRY_SCHEME = "registry://"
+PREDICTIONS = "predictions"
+PREDICTIONS_PREFIX = f"{PREDICTIONS}:"
+
+#: File types a predictions directory may hold (lower-cased suffixes).
+PREDICTION_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp")
 
 
 def sample_seed(sample_id: str, eval_seed: int) -> int:
@@ -74,10 +86,16 @@ class EditRequest:
 
 
 class Edit(NamedTuple):
-    """A predictor's answer for one request."""
+    """A predictor's answer for one request.
 
-    image: Image.Image
+    ``image`` is ``None`` only when a stored prediction could not be used; ``prediction`` then
+    says why (``{"status": "missing" | "unreadable" | "ambiguous", …}``). Predictors that read
+    stored predictions set it for every edit (``{"status": "ok", "file": …}``).
+    """
+
+    image: Image.Image | None
     rationale: str | None
+    prediction: dict[str, Any] | None = None
 
 
 class Predictor(Protocol):
@@ -150,16 +168,72 @@ class PipelinePredictor:
         return {"name": self.name, "path": str(self.path.resolve()), "config_sha": fp}
 
 
+def prediction_index(directory: Path) -> dict[str, list[str]]:
+    """File stem → file names of the images in ``directory`` (not recursive; any case of the
+    :data:`PREDICTION_SUFFIXES`). Sample ids are looked up here, never joined into paths."""
+    index: dict[str, list[str]] = {}
+    for p in sorted(directory.iterdir()):
+        if p.suffix.lower() in PREDICTION_SUFFIXES and p.is_file():
+            index.setdefault(p.stem, []).append(p.name)
+    return index
+
+
+def prediction_files(index: dict[str, list[str]], sample_id: str) -> list[str]:
+    """The files that hold ``sample_id``'s prediction: ``<id>.<ext>``, or the file name an
+    evaluation gives an id that is not file-name safe (``store.image_name``)."""
+    stems = dict.fromkeys([sample_id, image_name(sample_id).removesuffix(".png")])
+    return [name for stem in stems for name in index.get(stem, [])]
+
+
+class PredictionsPredictor:
+    """Edits made elsewhere, read from a directory (see the module docstring)."""
+
+    name = "predictions"
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.index = prediction_index(self.path)
+
+    def predict(self, requests: Sequence[EditRequest]) -> list[Edit]:
+        """The stored image of each request's sample (every step of a chained sample gets the
+        same, final image); an :class:`Edit` without image when it cannot be used."""
+        return [self._load(r.sample_id) for r in requests]
+
+    def _load(self, sample_id: str) -> Edit:
+        files = prediction_files(self.index, sample_id)
+        if not files:
+            return Edit(None, None, {"status": "missing"})
+        if len(files) > 1:
+            return Edit(None, None, {"status": "ambiguous", "files": files})
+        try:
+            with Image.open(self.path / files[0]) as img:
+                img.load()
+                rgb = img.convert("RGB")
+        except Exception as err:  # an untrusted file: any decoder error is "unreadable"
+            detail = f"{type(err).__name__}: {err}"[:200]
+            return Edit(None, None, {"status": "unreadable", "file": files[0], "error": detail})
+        return Edit(rgb, None, {"status": "ok", "file": files[0]})
+
+    def describe(self) -> dict[str, Any]:
+        """The directory and how many image files it holds."""
+        return {
+            "name": self.name,
+            "path": str(self.path.resolve()),
+            "files": sum(len(v) for v in self.index.values()),
+        }
+
+
 # ------------------------------------------------------------------------------ resolving
 @dataclass(frozen=True)
 class ResolvedModel:
     """Exactly which model an evaluation runs (see the module docstring).
 
     Attributes:
-        spec: ``--model`` as given.
-        kind: ``identity``, ``directory`` or ``registry``.
+        spec: ``--model`` as given (``predictions:DIR`` for ``--predictions DIR``).
+        kind: ``identity``, ``directory``, ``registry`` or ``predictions``.
         path: the local directory workers load (``None`` for identity).
-        sha256: content digest of the model's files (the registry's manifest digest).
+        sha256: content digest of the model's (or the predictions') files (the registry's
+            manifest digest).
         ref: the pinned registry version, ``registry://NAME@VERSION`` (registry models only).
     """
 
@@ -195,13 +269,23 @@ class ResolvedModel:
 
 
 def check_model_spec(spec: str) -> str:
-    """Validate ``--model``: ``identity``, ``registry://NAME@ALIAS`` or an existing directory.
+    """Validate ``--model``: ``identity``, ``registry://NAME@ALIAS``, ``predictions:DIR`` or an
+    existing directory (directories come back absolute).
 
     Raises:
         ConfigError: neither.
     """
     if spec == IDENTITY or spec.startswith(REGISTRY_SCHEME):
         return spec
+    if spec.startswith(PREDICTIONS_PREFIX):
+        d = Path(spec.removeprefix(PREDICTIONS_PREFIX))
+        if not d.is_dir():
+            raise ConfigError(
+                "predictions directory not found",
+                where=str(d),
+                fix="pass a directory of edited images named <sample id>.png (or .jpg/.webp)",
+            )
+        return PREDICTIONS_PREFIX + str(d.resolve())
     p = Path(spec)
     if not p.is_dir():
         raise ConfigError(
@@ -232,6 +316,9 @@ def resolve_model(spec: str) -> ResolvedModel:
         return ResolvedModel(spec, "registry", str(path), mv.sha256, f"{REGISTRY_SCHEME}{pinned}")
     from reasonbrain.registry.checksums import manifest_digest, scan_dir
 
+    if checked.startswith(PREDICTIONS_PREFIX):
+        d = checked.removeprefix(PREDICTIONS_PREFIX)
+        return ResolvedModel(checked, PREDICTIONS, d, manifest_digest(scan_dir(Path(d))))
     return ResolvedModel(spec, "directory", checked, manifest_digest(scan_dir(Path(checked))))
 
 
@@ -240,4 +327,6 @@ def load_predictor(model: ResolvedModel, params: EvalParams, device: str = "cpu"
     if model.kind == IDENTITY:
         return IdentityPredictor()
     assert model.path is not None
+    if model.kind == PREDICTIONS:
+        return PredictionsPredictor(model.path)
     return PipelinePredictor(model.path, params, device)

@@ -4,15 +4,20 @@ Reads evaluation output directories (``metrics.json`` + ``samples.jsonl``) and w
 Markdown file:
 
 1. the runs (model, data, split, samples, judge) and the configuration notes;
-2. an overall table — every headline metric as ``mean [CI low, CI high]`` per run;
+2. an overall table — every headline metric as ``mean [CI low, CI high]`` per run — and reasoning
+   accuracy under the calibrated verifier next to the nearest-candidate rule it replaced;
 3. per-category tables (and per hold-out type when ReasonSynth rows are present) for the key
    metrics;
-4. paired comparisons of every run against the first one on the samples both scored
+4. learning diagnostics (:mod:`~reasonbrain.evaluation.diagnostics`): accuracy per family and
+   the confusion of verdicts;
+5. paired comparisons of every run against the first one on the samples both scored
    (difference of means with its bootstrap CI, share of samples where the run is better) — only
    between runs of the same split of the same dataset version (the sha256 of the split manifest,
    recorded in ``metrics.json``); other runs are listed as not comparable, never paired by id;
-5. a failure gallery: the worst samples per category for each run (source, output and target
-   images referenced by relative paths, the verifier's nearest outcome, the rationale).
+6. a failure gallery: the worst failures per family (per category without families) for each
+   run — source, output and target images referenced by relative paths, the verdict and why;
+7. training curves of each evaluated model whose step log (``train_log.jsonl``) lies beside its
+   directory: a PNG chart in ``<report stem>-curves/`` and a short table.
 """
 
 from __future__ import annotations
@@ -24,13 +29,16 @@ from pathlib import Path
 from typing import Any
 
 from reasonbrain.errors import ConfigError
+from reasonbrain.evaluation import diagnostics
 from reasonbrain.evaluation.aggregate import HEADLINE
 from reasonbrain.evaluation.bootstrap import paired_difference
+from reasonbrain.evaluation.markdown import cell, fmt, table
 from reasonbrain.evaluation.scoring import LOWER_IS_BETTER
 
 #: Metrics that get per-category tables and paired comparisons, in order of preference.
 KEY_METRICS: tuple[str, ...] = (
     "reasoning_acc",
+    "reasoning_acc_nearest",
     "instruction_alignment",
     "mllm_score",
     "clip_t",
@@ -79,26 +87,6 @@ def load_run(path: Path | str) -> Run:
     return Run(p.name, p, metrics, rows)
 
 
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
-
-
-def _cell(est: dict[str, Any] | None) -> str:
-    if not est:
-        return "—"
-    lo, hi = est.get("ci_low"), est.get("ci_high")
-    ci = f" [{_fmt(lo)}, {_fmt(hi)}]" if lo is not None and hi is not None else ""
-    return f"{_fmt(est['mean'])}{ci}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
-    return [*out, ""]
-
-
 def _present(runs: list[Run], section: dict[str, Any] | None = None) -> list[str]:
     names: set[str] = set()
     for r in runs:
@@ -121,10 +109,15 @@ def render_report(
     out: Path,
     *,
     gallery_per_category: int = 3,
+    gallery_per_family: int = 1,
     resamples: int = 1000,
     level: float = 0.95,
+    curves: bool = True,
 ) -> str:
     """Write the Markdown comparison of ``run_dirs`` to ``out`` (atomically); returns the text.
+
+    ``curves`` draws the training-curve charts into ``<out stem>-curves/`` (see the module
+    docstring); without it the curves are tables only.
 
     Raises:
         ConfigError: no runs, or a directory that is not an evaluation output.
@@ -145,11 +138,11 @@ def render_report(
         f"Mean [{level:.0%} bootstrap CI] per run; ↑/↓: higher/lower is better.",
         "",
     ]
-    lines += _table(
+    lines += table(
         ["run", "n", *[f"{m} {_arrow(m)}" for m in metrics]],
         [
             [r.name, str(r.metrics.get("overall", {}).get("n", 0))]
-            + [_cell(r.metrics.get("overall", {}).get("metrics", {}).get(m)) for m in metrics]
+            + [cell(r.metrics.get("overall", {}).get("metrics", {}).get(m)) for m in metrics]
             for r in runs
         ],
     )
@@ -160,27 +153,30 @@ def render_report(
     ]
     if chance:
         lines += [f"Chance level of reasoning accuracy: {chance[0]:.3f}.", ""]
+    lines += diagnostics.rules_section(runs)
     for group, title in (("by_category", "category"), ("by_holdout", "hold-out type")):
         groups = sorted({g for r in runs for g in r.metrics.get(group, {})})
         if not groups:
             continue
         for m in keys:
             lines += [f"## {m} {_arrow(m)} by {title}", ""]
-            lines += _table(
+            lines += table(
                 ["run", *groups],
                 [
                     [r.name]
                     + [
-                        _cell(r.metrics.get(group, {}).get(g, {}).get("metrics", {}).get(m))
+                        cell(r.metrics.get(group, {}).get(g, {}).get("metrics", {}).get(m))
                         for g in groups
                     ]
                     for r in runs
                 ],
             )
+    lines += diagnostics.family_section(runs)
+    lines += diagnostics.verdict_section(runs)
     if len(runs) > 1:
         lines += _paired_section(runs, keys, resamples, level)
-    if gallery_per_category > 0:
-        lines += _gallery_section(runs, keys, gallery_per_category, base)
+    lines += diagnostics.gallery_section(runs, keys, gallery_per_family, gallery_per_category, base)
+    lines += diagnostics.curves_section(runs, out, draw=curves)
     text = "\n".join(lines).rstrip() + "\n"
     atomic_write_text(out, text)
     return text
@@ -209,7 +205,7 @@ def _runs_section(runs: list[Run]) -> list[str]:
             if isinstance(value, str) and value.startswith("skipped"):
                 notes.append(f"- {r.name}: {name} {value}")
     out = ["## Runs", ""]
-    out += _table(["run", "model", "data/split", "samples", "judge"], rows)
+    out += table(["run", "model", "data/split", "samples", "judge"], rows)
     if notes:
         out += ["Metrics not computed:", "", *sorted(set(notes)), ""]
     return out
@@ -252,13 +248,13 @@ def _paired_section(runs: list[Run], keys: list[str], resamples: int, level: flo
                     other.name,
                     f"{m} {_arrow(m)}",
                     str(len(pairs)),
-                    _fmt(pd.mean_a),
-                    _fmt(pd.mean_b),
-                    _cell(pd.diff.to_dict()) + (" ✱" if pd.significant else ""),
+                    fmt(pd.mean_a),
+                    fmt(pd.mean_b),
+                    cell(pd.diff.to_dict()) + (" ✱" if pd.significant else ""),
                     f"{pd.b_better_share:.0%}",
                 ]
             )
-    out += _table(["run", "metric", "n", ref.name, "run", "difference [CI]", "run better on"], rows)
+    out += table(["run", "metric", "n", ref.name, "run", "difference [CI]", "run better on"], rows)
     return out + ([*skipped, ""] if skipped else [])
 
 
@@ -280,87 +276,3 @@ def not_comparable(a: Run, b: Run) -> str | None:
     if ia.get("data") != ib.get("data"):
         return "different datasets (no dataset version recorded)"
     return None
-
-
-def _badness(row: dict[str, Any], keys: list[str]) -> tuple[float, ...]:
-    """Sort key: worst first (wrong reasoning, then the lowest margin / worst key metric)."""
-    m = row["metrics"]
-    v = row.get("verifier") or {}
-    out: list[float] = []
-    if m.get("reasoning_acc") is not None:
-        out.append(m["reasoning_acc"])
-        out.append(float(v.get("margin") or 0.0))
-    for k in keys:
-        if m.get(k) is not None:
-            out.append(-m[k] if k in LOWER_IS_BETTER else m[k])
-    return tuple(out)
-
-
-def _gallery_section(runs: list[Run], keys: list[str], per_cat: int, base: Path) -> list[str]:
-    out = ["## Failure gallery", "", f"The {per_cat} worst samples per category for each run.", ""]
-    for r in runs:
-        data = Path(str(r.metrics.get("run", {}).get("data", ".")))
-        out += [f"### {r.name}", ""]
-        by_cat: dict[str, list[dict[str, Any]]] = {}
-        for row in r.rows.values():
-            by_cat.setdefault(str(row.get("category")), []).append(row)
-        table = []
-        for cat in sorted(by_cat):
-            worst = sorted(by_cat[cat], key=lambda row: _badness(row, keys))[:per_cat]
-            for row in worst:
-                src, tgt = _record_images(data, r.metrics.get("run", {}).get("split"), row["id"])
-                img = f"![output]({_rel(r.path / row['image'], base)})" if row.get("image") else ""
-                nearest = (row.get("verifier") or {}).get("nearest", "—")
-                shown = [f"{k}={_fmt(row['metrics'].get(k))}" for k in keys[:2]]
-                table.append(
-                    [
-                        cat,
-                        row["id"],
-                        row.get("instruction", "")[:80],
-                        f"![source]({_rel(src, base)})" if src else "—",
-                        img,
-                        f"![target]({_rel(tgt, base)})" if tgt else "—",
-                        nearest,
-                        ", ".join(shown),
-                        (row.get("rationale") or "—")[:80],
-                    ]
-                )
-        out += _table(
-            [
-                "category",
-                "id",
-                "instruction",
-                "source",
-                "output",
-                "target",
-                "nearest",
-                "scores",
-                "rationale",
-            ],
-            table,
-        )
-    return out
-
-
-_RECORD_CACHE: dict[tuple[str, str], dict[str, tuple[str, str]]] = {}
-
-
-def _record_images(data: Path, split: Any, sample_id: str) -> tuple[Path | None, Path | None]:
-    """Source and target image paths of a record, when the dataset is still on disk."""
-    key = (str(data), str(split))
-    if key not in _RECORD_CACHE:
-        table: dict[str, tuple[str, str]] = {}
-        manifest = data / f"{split}.jsonl"
-        if manifest.is_file():
-            for line in manifest.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    try:
-                        obj = json.loads(line)
-                        table[str(obj["id"])] = (obj["src_image"], obj["tgt_image"])
-                    except (ValueError, KeyError):
-                        continue
-        _RECORD_CACHE[key] = table
-    paths = _RECORD_CACHE[key].get(sample_id)
-    if paths is None:
-        return None, None
-    return data / paths[0], data / paths[1]

@@ -32,6 +32,7 @@ OPERATIONAL_KEYS: frozenset[str] = frozenset(
         "bootstrap_resamples",
         "ci_level",
         "gallery_per_category",
+        "gallery_per_family",
         "judge_requests_per_s",
         "judge_max_retries",
         "judge_timeout_s",

@@ -1,9 +1,10 @@
-"""Resumable batch evaluation: ``reasonbrain evaluate --model M --data D --split S --out O``.
+"""Resumable batch evaluation: ``reasonbrain evaluate --model M --data D --split S --out O``
+(or ``--predictions DIR`` instead of ``--model``: edits made elsewhere, scored the same way).
 
 The entry point, composing one module per job:
 
 1. :func:`~reasonbrain.evaluation.predictors.resolve_model` pins the model (a registry alias to
-   its version, a directory to its content digest);
+   its version, a directory — of model files or of predictions — to its content digest);
 2. :func:`~reasonbrain.evaluation.protocols.eval_units` and
    :func:`~reasonbrain.evaluation.protocols.plan_sample` turn the split's records into samples
    (one record each, or a chained MagicBrush session under
@@ -32,7 +33,12 @@ from reasonbrain.data.schema import Record, manifest_path, read_manifest
 from reasonbrain.errors import ConfigError, DatasetError
 from reasonbrain.evaluation.describe import describe_config, write_metrics
 from reasonbrain.evaluation.engines import ENGINES, Engine
-from reasonbrain.evaluation.predictors import resolve_model
+from reasonbrain.evaluation.predictors import (
+    PREDICTIONS,
+    prediction_files,
+    prediction_index,
+    resolve_model,
+)
 from reasonbrain.evaluation.protocols import eval_units, plan_sample
 from reasonbrain.evaluation.runkey import dataset_identity, run_key
 from reasonbrain.evaluation.store import (
@@ -125,7 +131,9 @@ def evaluate(
     """Evaluate ``model`` on ``data``'s split into ``out`` (resumable; see the module docstring).
 
     Args:
-        model: ``identity``, a saved model directory or ``registry://NAME@ALIAS|@VERSION``.
+        model: ``identity``, a saved model directory, ``registry://NAME@ALIAS|@VERSION``, or
+            ``predictions:DIR`` — a directory of edits made elsewhere, ``<sample id>.png``
+            (:class:`~reasonbrain.evaluation.predictors.PredictionsPredictor`).
         data: dataset directory (Reason50K layout).
         out: output directory.
         params: the ``eval`` section of params.
@@ -148,7 +156,8 @@ def evaluate(
     split = split or params.split
     if limit is not None and limit < 1:
         raise ConfigError("--limit must be at least 1", where=str(limit))
-    units = eval_units(load_records(data, split, None), params.magicbrush_protocol)[:limit]
+    all_units = eval_units(load_records(data, split, None), params.magicbrush_protocol)
+    units = all_units[:limit]
     resolved = resolve_model(model)
     dataset = dataset_identity(data, split)
     key = run_key(resolved, dataset, split, params)
@@ -182,8 +191,32 @@ def evaluate(
         "resumed_from": len(units) - len(todo),
         "seconds": round(seconds, 3),
     }
+    if resolved.kind == PREDICTIONS:
+        assert resolved.path is not None
+        info["predictions"] = predictions_coverage(Path(resolved.path), [u.id for u in all_units])
     doc = write_metrics(out, rows, params, cfg, info)
     return EvalSummary(out, len(units), len(units) - len(todo), len(todo), seconds, doc)
+
+
+def predictions_coverage(directory: Path, sample_ids: list[str]) -> dict[str, Any]:
+    """How a predictions directory matches the split: image files, how many samples of the
+    whole split have one, and the files no sample claims (a naming mistake shows here)."""
+    index = prediction_index(directory)
+    claimed: set[str] = set()
+    matched = 0
+    for sid in sample_ids:
+        files = prediction_files(index, sid)
+        matched += bool(files)
+        claimed.update(files)
+    unused = sorted({f for names in index.values() for f in names} - claimed)
+    return {
+        "dir": str(directory),
+        "files": sum(len(v) for v in index.values()),
+        "split_samples_with_a_file": matched,
+        "split_samples": len(sample_ids),
+        "unused_files": len(unused),
+        "unused_examples": unused[:5],
+    }
 
 
 def _consume(

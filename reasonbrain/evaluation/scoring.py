@@ -20,7 +20,7 @@ from reasonbrain.evaluation import pixel
 from reasonbrain.evaluation.images import to_array
 from reasonbrain.evaluation.judges.base import JudgeRequest
 from reasonbrain.evaluation.protocols import SampleRefs, load_refs
-from reasonbrain.evaluation.verifier import VerifierConfig, verify
+from reasonbrain.evaluation.verifier import VerifierConfig, verify, verify_missing
 
 if TYPE_CHECKING:
     from reasonbrain.config import EvalParams, Settings
@@ -47,9 +47,7 @@ class Scorer:
 
         self.params = params
         self.wanted = set(params.metrics)
-        self.verifier = VerifierConfig(
-            region=params.verifier_region, change_threshold=params.verifier_change_threshold
-        )
+        self.verifier = VerifierConfig.from_params(params)
         self.judge = judge
         found, missing = resolve_weight_dirs(settings)
         self.skipped: dict[str, str] = {}
@@ -103,38 +101,40 @@ class Scorer:
 
     # ------------------------------------------------------------------------------- scoring
     def score(
-        self, record: Record, root: Path, output: Image.Image, rationale: str | None = None
+        self,
+        record: Record,
+        root: Path,
+        output: Image.Image | None,
+        rationale: str | None = None,
+        *,
+        prediction: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """One ``samples.jsonl`` row (without the run-specific ``image``/``seed`` fields)."""
+        """One ``samples.jsonl`` row (without the run-specific ``image``/``seed`` fields).
+
+        ``output=None`` scores a sample that has no output (a missing or unreadable prediction,
+        described by ``prediction``): it counts as wrong wherever correctness is defined —
+        ``reasoning_acc`` and ``reasoning_acc_nearest`` 0 on verifiable ReasonSynth samples,
+        ``instruction_alignment`` 0 when a judge is configured — and every other metric is left
+        out (never guessed). ``prediction`` is stored in the row as given.
+        """
         refs = load_refs(record, root)
         metrics: dict[str, float | None] = {}
         notes = list(refs.notes)
-        out = output.convert("RGB")
-        if refs.reference is not None:
-            self._reference_metrics(out, refs, metrics)
-        if refs.protocol == "reason_edit":
-            self._reason_edit_metrics(out, refs, metrics)
-        self._text_metrics(out, refs, metrics, notes)
+        out = output.convert("RGB") if output is not None else None
+        if out is not None:
+            if refs.reference is not None:
+                self._reference_metrics(out, refs, metrics)
+            if refs.protocol == "reason_edit":
+                self._reason_edit_metrics(out, refs, metrics)
+            self._text_metrics(out, refs, metrics, notes)
+        else:
+            status = (prediction or {}).get("status", "missing")
+            notes.append(f"no output ({status}): scored as wrong, other metrics left out")
         verdict_d: dict[str, Any] | None = None
         if refs.protocol == "reasonsynth" and refs.target is not None and refs.mask is not None:
-            size = refs.target.size
-            verdict = verify(
-                to_array(out, size),
-                to_array(refs.target),
-                {k: to_array(v, size) for k, v in refs.counterfactuals.items()},
-                refs.mask,
-                self.verifier,
-            )
-            verdict_d = asdict(verdict)
-            verdict_d["chance"] = verdict.chance
-            metrics["reasoning_acc"] = None if verdict.correct is None else float(verdict.correct)
-            # chance is stated over the samples accuracy counts: the verifiable ones
-            metrics["chance"] = verdict.chance if verdict.verifiable else None
-            metrics["edit_error"] = verdict.edit_error
-            metrics["preservation_psnr"] = verdict.preservation_psnr
-            metrics["preservation_ssim"] = verdict.preservation_ssim
+            verdict_d = self._verdict(out, refs, metrics)
         judgement_d: dict[str, Any] | None = None
-        if self.judge is not None:
+        if self.judge is not None and out is not None:
             j = self.judge.judge(
                 JudgeRequest(record.id, record.instruction, refs.source, out, verdict_d)
             )
@@ -143,7 +143,9 @@ class Scorer:
             metrics["mllm_sc"] = j.sc
             metrics["mllm_pq"] = j.pq
             metrics["mllm_score"] = j.overall
-        return {
+        elif self.judge is not None:
+            metrics["instruction_alignment"] = 0.0  # nothing was produced: nothing follows
+        row = {
             "id": record.id,
             "category": record.category,
             "protocol": refs.protocol,
@@ -158,6 +160,36 @@ class Scorer:
             "judge": judgement_d,
             "notes": notes,
         }
+        if prediction is not None:
+            row["prediction"] = prediction
+        return row
+
+    def _verdict(
+        self, out: Image.Image | None, refs: SampleRefs, metrics: dict[str, float | None]
+    ) -> dict[str, Any]:
+        """The ReasonSynth verifier's verdict (stored whole) and its per-sample metrics."""
+        assert refs.target is not None and refs.mask is not None
+        size = refs.target.size
+        target = to_array(refs.target)
+        cfs = {k: to_array(v, size) for k, v in refs.counterfactuals.items()}
+        if out is None:
+            verdict = verify_missing(target, cfs, refs.mask, self.verifier)
+        else:
+            verdict = verify(to_array(out, size), target, cfs, refs.mask, self.verifier)
+        verdict_d = asdict(verdict)
+        verdict_d["chance"] = verdict.chance
+        metrics["reasoning_acc"] = None if verdict.correct is None else float(verdict.correct)
+        # the rule before the calibrated bounds (nearest candidate only), kept beside it
+        metrics["reasoning_acc_nearest"] = (
+            None if verdict.correct_nearest is None else float(verdict.correct_nearest)
+        )
+        # chance is stated over the samples accuracy counts: the verifiable ones
+        metrics["chance"] = verdict.chance if verdict.verifiable else None
+        if out is not None:
+            metrics["edit_error"] = verdict.edit_error
+            metrics["preservation_psnr"] = verdict.preservation_psnr
+            metrics["preservation_ssim"] = verdict.preservation_ssim
+        return verdict_d
 
     def _reference_metrics(
         self, out: Image.Image, refs: SampleRefs, metrics: dict[str, float | None]

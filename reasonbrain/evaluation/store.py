@@ -3,7 +3,8 @@
 Layout::
 
     OUT/run.json          the resume key (what was evaluated, see runkey.py) + this call's info
-    OUT/images/<id>.png   the edited image of each sample (see image_name)
+    OUT/images/<id>.png   the edited image of each sample (see image_name; none for a sample
+                          whose stored prediction is missing or unreadable)
     OUT/samples.jsonl     one row per sample: per-sample metrics, verifier verdict, judge answer,
                           rationale, seed (final-turn MagicBrush rows add ``session``)
     OUT/metrics.json      aggregates with bootstrap CIs + the configuration behind every number
@@ -105,8 +106,9 @@ class SampleWriter:
         self._fh = (out / SAMPLES).open("ab")
 
     def write(self, sample_id: str, png: bytes, row_json: str) -> None:
-        """Persist one sample."""
-        atomic_write_bytes(self.out / image_path(sample_id), png)
+        """Persist one sample (empty ``png``: a sample without an output, row only)."""
+        if png:
+            atomic_write_bytes(self.out / image_path(sample_id), png)
         self._fh.write(row_json.encode("utf-8") + b"\n")
         self._fh.flush()
 

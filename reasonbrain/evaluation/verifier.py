@@ -44,11 +44,13 @@ So the true target scores 1 on every verifiable sample, and the source image —
 ``no_change`` outcome — scores 0 with ``nearest == "no_change"``. ``outcome`` names what the
 output is: ``"target"`` when correct; else the nearest wrong outcome (``no_change``,
 ``wrong_object``, ``wrong_change``, ``tie``); else the first failed bound (``faint_edit``,
-``collateral_edit``, ``background_changed``); or ``unverifiable``. A sample whose target equals
-one of its counterfactuals inside the region, or equals the source inside the mask, is *not
-verifiable* (no output could pass); it is reported and left out of the accuracy. Chance level
-for a sample with k counterfactuals is 1 / (1 + k) (for criterion 1; the bounds only make passing
-harder).
+``collateral_edit``, ``background_changed``); ``no_output`` when there was no output to score
+(a missing or unreadable prediction, :func:`verify_missing`: wrong whenever the sample is
+verifiable, so leaving hard samples out never raises accuracy); or ``unverifiable``. A sample
+whose target equals one of its counterfactuals inside the region, or equals the source inside
+the mask, is *not verifiable* (no output could pass); it is reported and left out of the
+accuracy. Chance level for a sample with k counterfactuals is 1 / (1 + k) (for criterion 1; the
+bounds only make passing harder).
 
 **Edit error**: mean absolute difference to the target inside the mask. **Preservation**: PSNR
 and SSIM against the target outside the mask (the inverted mask; the target equals the source
@@ -59,12 +61,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from reasonbrain.evaluation import pixel
 from reasonbrain.evaluation.images import BoolMask, FloatImage
+
+if TYPE_CHECKING:
+    from reasonbrain.config import EvalParams
 
 #: Distances closer than this are a tie (1/100 of one 8-bit grey level, averaged).
 TIE_EPS = 1e-5
@@ -77,6 +82,18 @@ BACKGROUND_BOUND = 0.05
 BOUND_FAILURES: tuple[str, ...] = ("faint_edit", "collateral_edit", "background_changed")
 
 COUNTERFACTUAL_KINDS: tuple[str, ...] = ("no_change", "wrong_object", "wrong_change")
+
+#: The outcome of a sample that has no output to score (:func:`verify_missing`).
+NO_OUTPUT = "no_output"
+
+#: Every ``Verdict.outcome`` of a verifiable sample, in the order reports list them.
+OUTCOMES: tuple[str, ...] = (
+    "target",
+    *COUNTERFACTUAL_KINDS,
+    "tie",
+    *BOUND_FAILURES,
+    NO_OUTPUT,
+)
 
 
 @dataclass(frozen=True)
@@ -93,6 +110,16 @@ class VerifierConfig:
             raise ValueError(f"edit_bound must be in (0, 1), got {self.edit_bound}")
         if not 0 < self.background_bound <= 1:
             raise ValueError(f"background_bound must be in (0, 1], got {self.background_bound}")
+
+    @classmethod
+    def from_params(cls, params: EvalParams) -> VerifierConfig:
+        """The verifier the ``eval`` params describe (``eval.verifier_*``)."""
+        return cls(
+            region=params.verifier_region,
+            change_threshold=params.verifier_change_threshold,
+            edit_bound=params.verifier_edit_bound,
+            background_bound=params.verifier_background_bound,
+        )
 
     def describe(self) -> dict[str, Any]:
         """The configuration as stored in ``metrics.json``."""
@@ -285,4 +312,42 @@ def verify(
         preservation_psnr=pixel.psnr(output, target, outside) if outside.any() else None,
         preservation_ssim=pixel.ssim(output, target, outside) if outside.any() else None,
         region_fraction=float(region.mean()),
+    )
+
+
+def verify_missing(
+    target: FloatImage,
+    counterfactuals: Mapping[str, FloatImage],
+    mask: BoolMask,
+    config: VerifierConfig | None = None,
+    *,
+    source: FloatImage | None = None,
+) -> Verdict:
+    """The verdict for a sample without an output (missing or unreadable prediction).
+
+    Whether a sample is verifiable does not depend on the output, so it is decided exactly as
+    :func:`verify` decides it; a verifiable sample is then *wrong* under both rules (outcome
+    :data:`NO_OUTPUT`, nearest ``"none"``), and every distance-based figure is ``None``.
+    """
+    src = source if source is not None else counterfactuals.get("no_change")
+    if src is None:
+        raise ValueError("the verifier needs the source image (or a 'no_change' counterfactual)")
+    probe = verify(src, target, counterfactuals, mask, config, source=src)
+    ok = probe.verifiable
+    return Verdict(
+        verifiable=ok,
+        correct=False if ok else None,
+        nearest="none",
+        distances={},
+        margin=None,
+        n_counterfactuals=probe.n_counterfactuals,
+        outcome=NO_OUTPUT if ok else "unverifiable",
+        correct_nearest=False if ok else None,
+        edit_ratio=None,
+        collateral_ratio=None,
+        background_error=None,
+        edit_error=None,
+        preservation_psnr=None,
+        preservation_ssim=None,
+        region_fraction=probe.region_fraction,
     )

@@ -7,7 +7,8 @@ a batch of samples and scores every output. A batch is ``{"plan": [SamplePlan JS
 its plan (:mod:`~reasonbrain.evaluation.protocols`), so the worker runs any plan the same way:
 the k-th edits of all the batch's plans go to the predictor together, each editing its own
 previous output. The answer is ``{"id", "png", "row"}``, one entry per sample, which the driver
-writes to the output store.
+writes to the output store; a sample without an output (a missing or unreadable stored
+prediction) has empty ``png`` bytes and a row whose ``image`` is ``None``.
 """
 
 from __future__ import annotations
@@ -22,13 +23,11 @@ import numpy as np
 
 from reasonbrain.data.schema import resolve_in_root
 from reasonbrain.evaluation.images import load_rgb, png_bytes
-from reasonbrain.evaluation.predictors import EditRequest, ResolvedModel, load_predictor
+from reasonbrain.evaluation.predictors import Edit, EditRequest, ResolvedModel, load_predictor
 from reasonbrain.evaluation.protocols import SamplePlan
 from reasonbrain.evaluation.store import image_path
 
 if TYPE_CHECKING:
-    from PIL import Image
-
     from reasonbrain.config import EvalParams
 
 
@@ -91,13 +90,15 @@ class EvalWorker:
         """``{"plan": json[]}`` → ``{"id", "png", "row"}`` (one per sample)."""
         plans = [SamplePlan.from_json(str(s)) for s in batch["plan"]]
         ids, pngs, rows = [], [], []
-        for plan, (image, rationale) in zip(plans, self._edit(plans), strict=True):
-            row = self.scorer.score(plan.scored, self.root, image, rationale)
+        for plan, edit in zip(plans, self._edit(plans), strict=True):
+            row = self.scorer.score(
+                plan.scored, self.root, edit.image, edit.rationale, prediction=edit.prediction
+            )
             row["seed"] = plan.seed
-            row["image"] = image_path(plan.sample_id)
+            row["image"] = image_path(plan.sample_id) if edit.image is not None else None
             row.update(plan.extras)
             ids.append(plan.sample_id)
-            pngs.append(png_bytes(image))
+            pngs.append(png_bytes(edit.image) if edit.image is not None else b"")
             rows.append(json.dumps(row, ensure_ascii=False, allow_nan=False))
         return {
             "id": np.array(ids, dtype=object),
@@ -105,21 +106,22 @@ class EvalWorker:
             "row": np.array(rows, dtype=object),
         }
 
-    def _edit(self, plans: Sequence[SamplePlan]) -> list[tuple[Image.Image, str | None]]:
+    def _edit(self, plans: Sequence[SamplePlan]) -> list[Edit]:
         """Run every plan's edits in order, each on the previous output.
 
         Edit k of every plan that has one goes to the predictor in one call (a single-edit
-        plan is a chain of one, so a batch of single edits is exactly one call).
+        plan is a chain of one, so a batch of single edits is exactly one call). A step without
+        an output (only stored predictions have those) hands the next step its start image.
         """
-        images = [load_rgb(resolve_in_root(self.root, p.start)) for p in plans]
-        rationales: list[str | None] = [None] * len(plans)
+        starts = [load_rgb(resolve_in_root(self.root, p.start)) for p in plans]
+        edits = [Edit(img, None) for img in starts]
         for k in range(max((len(p.steps) for p in plans), default=0)):
             active = [i for i, p in enumerate(plans) if len(p.steps) > k]
             requests = [
                 EditRequest(
                     sample_id=plans[i].sample_id,
                     record_id=plans[i].steps[k].record_id,
-                    image=images[i],
+                    image=edits[i].image or starts[i],
                     instruction=plans[i].steps[k].instruction,
                     seed=plans[i].steps[k].seed,
                     step=k,
@@ -127,5 +129,5 @@ class EvalWorker:
                 for i in active
             ]
             for i, edit in zip(active, self.predictor.predict(requests), strict=True):
-                images[i], rationales[i] = edit.image, edit.rationale
-        return list(zip(images, rationales, strict=True))
+                edits[i] = edit
+        return edits

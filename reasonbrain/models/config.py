@@ -115,7 +115,9 @@ class ReasonBrainConfig(BaseModel):
         "a learned sequence initialised from it)",
     )
     spatial_cue: bool = Field(
-        False, description="grounding head → one extra UNet input channel (tiny preset)"
+        False,
+        description="grounding head → one extra UNet input channel (tiny preset; ReasonBrain, or "
+        "the ip2p baseline with its own image encoder for the patch tokens)",
     )
     loss_weight_ground: float = 1.0
     source_residual: bool = Field(
@@ -231,8 +233,11 @@ class ReasonBrainConfig(BaseModel):
                 "set source_latent=scaled",
             )
         if self.kind == "ip2p":
-            if self.spatial_cue:
-                raise bad("the ip2p baseline has no grounding cue", "set spatial_cue=false")
+            if self.spatial_cue and not self.vision:
+                raise bad(
+                    "the ip2p baseline's grounding cue needs an image encoder (no vision config)",
+                    "build the config with a preset, or set spatial_cue=false",
+                )
             text_width = self.text.get("hidden_size")
             if text_width != self.cond_dim:
                 raise bad(

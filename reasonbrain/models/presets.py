@@ -124,13 +124,14 @@ def tiny_config(
         "projector_hidden_act": "gelu",
     }
     latent = 3 * 4
-    # the grounding head needs patch tokens and phrase tokens (off for ip2p and those ablations)
+    # the grounding head needs patch tokens and phrase tokens (off for the ablations without
+    # them); the ip2p baseline gets it only when asked (model.ip2p_spatial_cue)
     spatial = (
         params.spatial_cue
         and params.kind == "reasonbrain"
         and params.use_patch_branch
         and params.use_id_controller
-    )
+    ) or (params.kind == "ip2p" and params.ip2p_spatial_cue)
     unet = {
         "sample_size": size // 2,
         "in_channels": 2 * latent + int(spatial),

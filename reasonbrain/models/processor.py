@@ -96,7 +96,7 @@ class ProcessorConfig:
             use_rationale=cfg.use_rationale,
             mllm=rb,
             text=(not rb) or (has_rt and cfg.use_cme),
-            objects=has_rt,
+            objects=has_rt or (cfg.kind == "ip2p" and cfg.spatial_cue),  # phrases to ground
             n_image_tokens=n_img,
             image_token_id=image_token_id,
             img_token_ids=list(range(cfg.base_vocab_size, cfg.base_vocab_size + cfg.num_img_tokens))

@@ -77,6 +77,7 @@ SAMPLE_VERDICTS = (
     "faint_edit",
     "collateral_edit",
     "background_changed",
+    "no_output",
     "unverifiable",
 )
 PROMOTION_DECISIONS = ("production", "staging")

@@ -29,6 +29,8 @@ OPERATIONAL = {
         "keep_checkpoints",
         "max_failures",
         "preload",
+        "data_cpus",
+        "prefetch_batches",
     },
     "eval": {
         "batch_size",
@@ -82,12 +84,14 @@ def test_training_declares_exactly_the_learning_keys() -> None:
 def test_evaluation_declares_exactly_the_result_keys() -> None:
     d = Params().to_dict()
     expected = _keys(d["eval"], "eval") - {f"eval.{k}" for k in OPERATIONAL["eval"]}
-    assert _declared("evaluate") == expected - {"eval.gallery_per_category"}
+    galleries = {"eval.gallery_per_category", "eval.gallery_per_family"}  # the report's
+    assert _declared("evaluate") == expected - galleries
     assert _declared("evaluate_identity") == _declared("evaluate")
     assert _declared("report") == {
         "eval.bootstrap_resamples",
         "eval.ci_level",
         "eval.gallery_per_category",
+        "eval.gallery_per_family",
     }
 
 

@@ -160,7 +160,7 @@ def test_report_tables_pairs_and_gallery(ds: Path, tmp_path: Path) -> None:
     _run(ds, ident)
     perfect = _perfect_run(ds, tmp_path / "perfect")
     md = tmp_path / "reports" / "compare.md"
-    text = render_report([ident, perfect], md, gallery_per_category=1, resamples=200)
+    text = render_report([ident, perfect], md, gallery_per_family=1, resamples=200)
     assert md.read_text() == text
     assert "| identity | 12 | 0.000 [0.000, 0.000]" in text
     assert "| perfect | 12 | 1.000 [1.000, 1.000]" in text
@@ -172,11 +172,12 @@ def test_report_tables_pairs_and_gallery(ds: Path, tmp_path: Path) -> None:
     assert (
         "| perfect | reasoning_acc ↑ | 12 | 0.000 | 1.000 | 1.000 [1.000, 1.000] ✱ | 100% |" in text
     )
-    # gallery: one worst sample per category per run, images as relative links that exist
-    assert text.count("![output](") == 8
+    # gallery: the worst failure per family (2 families; the perfect run has none), images as
+    # relative links that exist
+    assert text.count("![output](") == 2 and "No failures." in text
     for link in [s.split(")")[0] for s in text.split("](")[1:]]:
         assert (md.parent / link).is_file(), link
-    assert "the red box melts" in text
+    assert "| no_change | nearest no_change, edit left 1.00, background 0.00" in text  # why
     with pytest.raises(ConfigError, match="not an evaluation output"):
         render_report([tmp_path], tmp_path / "x.md")
 

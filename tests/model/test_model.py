@@ -157,17 +157,25 @@ def test_kv_cached_decoding_gives_the_uncached_tokens(tiny_model: Any, monkeypat
             use_cache=use_cache,
         )
 
-    # an untrained model never stops early: make [IMG_0] win wherever one hidden unit is high
-    # (a deterministic function of the hidden state, so both decoders see the same rule)
+    # rows stop where a rule says so, never by the untrained model's chance: the stop tokens are
+    # suppressed, then [IMG_0] made to win wherever one hidden unit is high (a deterministic
+    # function of the hidden state, so both decoders see the same rule)
     original = mllm.logits
+    stop_ids = [mllm.base_vocab_size, mllm.eos_id]
+
+    def never_stops(h: torch.Tensor) -> torch.Tensor:
+        out = original(h)
+        out[..., stop_ids] = out.min() - 100
+        return out
+
     seen: list[torch.Tensor] = []
-    monkeypatch.setattr(mllm, "logits", lambda h: seen.append(h[..., 3]) or original(h))
+    monkeypatch.setattr(mllm, "logits", lambda h: seen.append(h[..., 3]) or never_stops(h))
     reason(use_cache=False)
-    threshold = float(torch.quantile(torch.stack(seen).flatten(), 0.6))
+    threshold = float(torch.quantile(torch.stack(seen).flatten(), 0.9))
 
     def stopping(h: torch.Tensor) -> torch.Tensor:
-        out = original(h)
-        out[..., mllm.base_vocab_size] += (h[..., 3] > threshold).float() * 100
+        out = never_stops(h)
+        out[..., mllm.base_vocab_size] += (h[..., 3] > threshold).float() * 1e4
         return out
 
     monkeypatch.setattr(mllm, "logits", stopping)
@@ -176,7 +184,7 @@ def test_kv_cached_decoding_gives_the_uncached_tokens(tiny_model: Any, monkeypat
     assert cached == plain
     assert len({len(r) for r in plain}) > 2  # rows really stopped at different steps
     torch.testing.assert_close(cached_v, plain_v, atol=1e-5, rtol=1e-4)
-    monkeypatch.setattr(mllm, "logits", original)
+    monkeypatch.setattr(mllm, "logits", never_stops)
     cached_v, cached = reason(use_cache=True)  # no early stop: every row runs to the limit
     plain_v, plain = reason(use_cache=False)
     assert cached == plain and {len(r) for r in plain} == {mllm.max_rationale_tokens}
