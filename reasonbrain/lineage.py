@@ -165,7 +165,8 @@ def git_state(root: Path | str) -> tuple[str | None, bool | None]:
         if "R" in code or "C" in code:
             i += 1  # a rename/copy is followed by its source path
         name = Path(path).name
-        if path in bookkeeping or name == ".gitignore" or name.endswith(".dvc"):
+        inside_output = any(path == b or path.startswith(b.rstrip("/") + "/") for b in bookkeeping)
+        if inside_output or name == ".gitignore" or name.endswith(".dvc"):  # directory outs too
             continue
         changed.append(path)
     return commit.strip(), bool(changed)

@@ -56,6 +56,7 @@ def _training_output(root: Path, ckpt: Path) -> Path:
                 "outs": [
                     {"path": "models/rb/model", "md5": "m.dir"},
                     {"path": "models/rb/metrics.json", "md5": "x"},
+                    {"path": "reports/curves", "md5": "c.dir"},  # a git-tracked directory out
                 ],
             },
         },
@@ -100,7 +101,12 @@ def test_dirty_ignores_what_dvc_writes_but_not_code(tmp_path: Path) -> None:
     (root / "models/rb/.gitignore").write_text("/model\n")
     (root / "data").mkdir()
     (root / "data" / "drop.dvc").write_text("outs: []\n")
+    (root / "reports/curves").mkdir(parents=True)
+    (root / "reports/curves/loss.png").write_bytes(b"png")  # inside a directory out
     assert git_state(root)[1] is False
+    (root / "reports/curves_extra.py").write_text("x = 3\n")  # beside it, not inside
+    assert git_state(root)[1] is True
+    (root / "reports/curves_extra.py").unlink()
     (root / "code.py").write_text("x = 2\n")
     assert git_state(root)[1] is True
     assert git_state(tmp_path / "ckpt") == (None, None)  # not a git work tree
