@@ -1,6 +1,7 @@
 """``reasonbrain train`` on a real two-node Ray cluster, data and checkpoints in S3, a node lost.
 
-The cluster is two Ray nodes on this machine (``ray.cluster_utils.Cluster``: a head and a worker
+The cluster is two Ray nodes on this machine (``ray.cluster_utils.Cluster`` in a process of its own,
+``two_node_cluster.py``: a head and a worker
 node, each its own raylet and object store; the test never runs ``ray stop``, which would stop
 every Ray of the user). ``reasonbrain train`` runs as a subprocess with ``RAY_ADDRESS`` pointing at
 the head, two workers placed with ``train.placement_strategy=SPREAD``, the training data read from
@@ -71,22 +72,18 @@ TRAIN_ARGS = [
 # ----------------------------------------------------------------------------- the cluster
 @dataclass
 class TwoNodes:
-    """A head and one worker node; ``raylets`` maps each raylet's pid to ``head``/``worker``."""
+    """The cluster process (``two_node_cluster.py``); ``raylets`` maps raylet pid → node name."""
 
-    cluster: Any
-    worker_node: Any
+    process: subprocess.Popen[str]
+    address: str
     raylets: dict[int, str]
     ray_tmpdir: str
 
-    @property
-    def address(self) -> str:
-        return str(self.cluster.address)
-
-
-def _raylet_pid(node: Any) -> int:
-    from ray._private import ray_constants
-
-    return int(node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid)
+    def command(self, line: str) -> str:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+        return self.process.stdout.readline().strip()
 
 
 def train_workers(nodes: TwoNodes) -> dict[int, str]:
@@ -111,59 +108,55 @@ def train_workers(nodes: TwoNodes) -> dict[int, str]:
 
 def kill_node(nodes: TwoNodes) -> None:
     """Lose the worker node the hard way: SIGKILL its workers, then its raylet and services."""
-    import psutil
-
-    raylet = _raylet_pid(nodes.worker_node)
-    for child in psutil.Process(raylet).children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            child.kill()
-    nodes.cluster.remove_node(nodes.worker_node, allow_graceful=False)
-
-
-def _stop(cluster: Any) -> None:
-    """Remove every node. Not ``Cluster.shutdown()``: it also resets this process's Ray
-    internal-KV client, which would break the session's own local Ray (``ray_session``)."""
-    for node in list(cluster.worker_nodes):
-        cluster.remove_node(node, allow_graceful=False)
-    if cluster.head_node is not None:
-        cluster.remove_node(cluster.head_node, allow_graceful=False)
+    assert nodes.command("kill_worker") == "ok"
 
 
 @pytest.fixture(scope="module")
 def two_nodes() -> Iterator[TwoNodes]:
-    """Head (3 CPUs) + worker node (2 CPUs), small object stores, no dashboard.
+    """Head (3 CPUs) + worker node (2 CPUs), small object stores, no dashboard — in a process of
+    its own (see ``two_node_cluster.py`` for why).
 
     Ray's temp dir is private to this cluster (``RAY_TMPDIR``; short, socket paths are limited):
     a head node records its address in ``<tmp>/ray/ray_current_cluster``, and a bare
-    ``ray.init()`` anywhere on the machine joins the cluster named there (another test session's
-    Ray, or this session's ``ray_session`` once the cluster is gone).
+    ``ray.init()`` anywhere on the machine joins the cluster named there.
     """
-    from ray.cluster_utils import Cluster
-
     tmp = tempfile.mkdtemp(prefix="rbc-", dir="/tmp")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RAY_TMPDIR", tmp)
-        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.getenv("PYTHONPATH")])))
-        mp.setenv("RAY_AUTH_MODE", "disabled")
-        mp.setenv("RAY_USAGE_STATS_ENABLED", "0")
-        store = 256 * 2**20
-        cluster = Cluster(
-            initialize_head=True,
-            head_node_args={
-                "num_cpus": 3,
-                "include_dashboard": False,
-                "object_store_memory": store,
-            },
-            shutdown_at_exit=False,
-        )
-        try:
-            worker = cluster.add_node(num_cpus=2, object_store_memory=store)
-            cluster.wait_for_nodes()
-            raylets = {_raylet_pid(cluster.head_node): "head", _raylet_pid(worker): "worker"}
-            yield TwoNodes(cluster, worker, raylets, tmp)
-        finally:
-            _stop(cluster)
-            shutil.rmtree(tmp, ignore_errors=True)
+    env = {
+        **os.environ,
+        "RAY_TMPDIR": tmp,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.getenv("PYTHONPATH")])),
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    env.pop("RAY_ADDRESS", None)
+    script = Path(__file__).with_name("two_node_cluster.py")
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        ready = proc.stdout.readline()
+        assert ready, f"the cluster process exited ({proc.wait()}) before its nodes came up"
+        info = json.loads(ready)
+        raylets = {int(pid): name for pid, name in info["raylets"].items()}
+        yield TwoNodes(proc, str(info["address"]), raylets, tmp)
+    finally:
+        if proc.poll() is None:
+            assert proc.stdin is not None
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.write("stop\n")
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------- the runs
