@@ -148,6 +148,11 @@ class _SavedBytes:
     def __init__(self, model: nn.Module, blocks: list[nn.Module]) -> None:
         # a tensor saved by several ops (a layer input read by q, k and v) is one storage
         self.seen = {p.untyped_storage()._cdata for p in model.parameters()}
+        # Every counted storage is kept alive until the count ends: a storage freed mid-forward
+        # (a saved tensor of a graph branch that is dropped) would let a new one reuse its
+        # address and go uncounted, making the figure depend on allocation order (on which
+        # estimates ran before in the process).
+        self._kept: list[Any] = []
         self.total = 0
         self.per_block: dict[int, int] = {}
         self._stack: list[int] = []
@@ -170,6 +175,7 @@ class _SavedBytes:
         storage = t.untyped_storage()
         if storage._cdata not in self.seen:
             self.seen.add(storage._cdata)
+            self._kept.append(storage)
             n = storage.nbytes()
             self.total += n
             if self._stack:
@@ -181,6 +187,7 @@ class _SavedBytes:
             fn()
         for h in self._handles:
             h.remove()
+        self._kept.clear()
 
 
 def _meta(*shape: int, dtype: torch.dtype, grad: bool = False) -> torch.Tensor:

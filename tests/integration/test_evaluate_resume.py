@@ -145,6 +145,6 @@ def test_report_pairs_only_runs_of_the_same_dataset_version(ds: Path, tmp_path: 
     _run("identity", ds, b)
     _run("identity", other, c)
     text = render_report([a, b, c], tmp_path / "r.md", gallery_per_category=0, resamples=50)
-    assert "| b | l1 ↓ | 6 |" in text  # same dataset version: paired
-    assert "| c | l1" not in text  # another dataset version: never paired by id
+    assert "| b | reasoning_acc ↑ | 6 |" in text  # same dataset version: paired
+    assert "| c | reasoning_acc" not in text  # another dataset version: never paired by id
     assert "`c` is not paired with `a`: different dataset versions" in text
