@@ -28,5 +28,21 @@ def ensure_ray(**local_options: Any) -> None:
     if address:
         ray.init(address=address, logging_level=logging.WARNING)
     else:
-        options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
+        options: dict[str, Any] = {
+            "include_dashboard": False,
+            "logging_level": logging.WARNING,
+            "runtime_env": {"worker_process_setup_hook": "reasonbrain.compute.quiet_ray_worker"},
+        }
         ray.init(address="local", **{**options, **local_options})
+
+
+# Without a dashboard a local Ray has no State API; Ray Train's PlacementGroupCleaner actor asks
+# it every second whether the controller is alive and logs a warning each time it cannot (400
+# lines per demo training). Placement groups of a local Ray go with ``ray.shutdown()`` anyway.
+_NOISY_RAY_LOGGERS = ("ray.train.v2._internal.execution.controller.placement_group_cleaner",)
+
+
+def quiet_ray_worker() -> None:
+    """``worker_process_setup_hook`` of a local Ray: silence warnings that mean nothing there."""
+    for name in _NOISY_RAY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
