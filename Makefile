@@ -36,7 +36,7 @@ demo: install
 	echo; $(BIN)/reasonbrain registry list; \
 	echo; \
 	echo "Dataset, validation:  data/reasonsynth, reports/validation.json (HTML: reports/validation_docs/index.html)"; \
-	echo "Models:               models/{reasonbrain,ip2p}/model (try: reasonbrain edit --model registry://reasonbrain@production ...)"; \
+	echo "Models:               models/{reasonbrain,ip2p}/model (try: reasonbrain edit --model registry://reasonbrain ...: the latest version; @production once the gate has promoted one)"; \
 	echo "Comparison:           reports/compare.md; every number: dvc metrics show"; \
 	echo "Review the edits:     reasonbrain dashboard   (with the venv active, or .venv/bin/reasonbrain dashboard)"
 
