@@ -2,12 +2,12 @@
 
 The cluster is two Ray nodes on this machine (``ray.cluster_utils.Cluster`` in a process of its
 own, ``two_node_cluster.py``: a head and a worker node, each its own raylet and object store; the
-test never runs ``ray stop``, which would stop every Ray of the user). ``reasonbrain train`` runs as a subprocess with ``RAY_ADDRESS`` pointing at
-the head, two workers placed with ``train.placement_strategy=SPREAD``, the training data read from
-the moto S3 endpoint (``--data s3://…``, streamed by Ray Data: ``train.preload=false``) and
-checkpoint storage there too (``--storage s3://…``). No path of the driver's machine is read by
-a worker. Where each worker runs is read from the process tree: a Ray worker process is a child
-of its node's raylet.
+test never runs ``ray stop``, which would stop every Ray of the user). ``reasonbrain train`` runs
+as a subprocess with ``RAY_ADDRESS`` pointing at the head, two workers placed with
+``train.placement_strategy=SPREAD``, the training data read from the moto S3 endpoint
+(``--data s3://…``, streamed by Ray Data: ``train.preload=false``) and checkpoint storage there
+too (``--storage s3://…``). No path of the driver's machine is read by a worker. Where each worker
+runs is read from the process tree: a Ray worker process is a child of its node's raylet.
 
 One run (the cluster start and a Ray Train run cost about a minute each on 2 CPUs):
 
