@@ -10,7 +10,7 @@ intervals.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -93,6 +93,19 @@ class PairedDifference:
         d = asdict(self)
         d["significant"] = self.significant
         return d
+
+
+def paired_values(
+    a_rows: Mapping[str, Mapping[str, Any]], b_rows: Mapping[str, Mapping[str, Any]], metric: str
+) -> tuple[list[float], list[float]]:
+    """Aligned per-sample values of ``metric`` in two runs' rows (sample id → row with a
+    ``metrics`` dict): the ids both runs scored, in id order, where both rows have the metric."""
+    pairs = [
+        (a_rows[i]["metrics"].get(metric), b_rows[i]["metrics"].get(metric))
+        for i in sorted(set(a_rows) & set(b_rows))
+    ]
+    kept = [(x, y) for x, y in pairs if x is not None and y is not None]
+    return [x for x, _ in kept], [y for _, y in kept]
 
 
 def paired_difference(

@@ -24,7 +24,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reasonbrain.evaluation.bootstrap import paired_difference
+from reasonbrain.evaluation.bootstrap import paired_difference, paired_values
 from reasonbrain.evaluation.markdown import fmt, table
 
 #: Figures taken from each evaluation (name → where in ``metrics.json``).
@@ -102,17 +102,12 @@ def paired_vs(
     """
     per_seed: dict[str, Any] = {}
     for s in sorted(set(reference) & set(rung)):
-        ref, other = reference[s], rung[s]
-        pairs = [
-            (ref[i]["metrics"].get(metric), other[i]["metrics"].get(metric))
-            for i in sorted(set(ref) & set(other))
-        ]
-        pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
-        if not pairs:
+        a, b = paired_values(reference[s], rung[s], metric)
+        if not a:
             continue
         pd = paired_difference(
-            [a for a, _ in pairs],
-            [b for _, b in pairs],
+            a,
+            b,
             metric=metric,
             resamples=resamples,
             level=level,

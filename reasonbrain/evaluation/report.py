@@ -31,7 +31,7 @@ from typing import Any
 from reasonbrain.errors import ConfigError
 from reasonbrain.evaluation import diagnostics
 from reasonbrain.evaluation.aggregate import HEADLINE
-from reasonbrain.evaluation.bootstrap import paired_difference
+from reasonbrain.evaluation.bootstrap import paired_difference, paired_values
 from reasonbrain.evaluation.markdown import cell, fmt, table
 from reasonbrain.evaluation.scoring import LOWER_IS_BETTER
 
@@ -227,17 +227,13 @@ def _paired_section(runs: list[Run], keys: list[str], resamples: int, level: flo
         if why is not None:
             skipped.append(f"- `{other.name}` is not paired with `{ref.name}`: {why}.")
             continue
-        shared = sorted(set(ref.rows) & set(other.rows))
         for m in keys:
-            pairs = [
-                (ref.rows[i]["metrics"].get(m), other.rows[i]["metrics"].get(m)) for i in shared
-            ]
-            pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
-            if not pairs:
+            a, b = paired_values(ref.rows, other.rows, m)
+            if not a:
                 continue
             pd = paired_difference(
-                [a for a, _ in pairs],
-                [b for _, b in pairs],
+                a,
+                b,
                 metric=m,
                 lower_is_better=m in LOWER_IS_BETTER,
                 resamples=resamples,
@@ -247,7 +243,7 @@ def _paired_section(runs: list[Run], keys: list[str], resamples: int, level: flo
                 [
                     other.name,
                     f"{m} {_arrow(m)}",
-                    str(len(pairs)),
+                    str(len(a)),
                     fmt(pd.mean_a),
                     fmt(pd.mean_b),
                     cell(pd.diff.to_dict()) + (" ✱" if pd.significant else ""),
