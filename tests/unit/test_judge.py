@@ -174,9 +174,10 @@ def test_rate_limit_spaces_requests(server: _Server) -> None:
     j = _judge(server, requests_per_s=10)
     for c in ((1, 0, 0), (2, 0, 0)):
         j.judge(_req(c))
-    gaps = [b - a for a, b in zip(server.times, server.times[1:], strict=False)]
-    # 10 requests/s → ≥ 0.1 s apart at the limiter; arrival at the server jitters by a few ms
-    assert len(gaps) == 3 and min(gaps) >= 0.07
+    # 10 requests/s → ≥ 0.1 s apart at the limiter, 4 requests span ≥ 0.3 s. Arrival at the
+    # server jitters (one late arrival shortens the next gap, 0.068 s seen under load), so the
+    # span is checked, which only the first and last arrivals' jitter can shorten.
+    assert len(server.times) == 4 and server.times[-1] - server.times[0] >= 0.25
     lim = RateLimiter(1000)
     lim.acquire()
     lim.acquire()  # fast limiter does not block noticeably
