@@ -18,31 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
-
-
-def _start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    from reasonbrain.registry.infra import _http_ok, free_port
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while not _http_ok(url):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError("moto server did not start")
-        time.sleep(0.1)
-    return proc, url
 
 
 def _record(root: Path, data: Path, out: Path) -> tuple[float, float, int]:
@@ -84,6 +64,8 @@ def _record(root: Path, data: Path, out: Path) -> tuple[float, float, int]:
 
 
 def main() -> None:
+    from benchmarks._moto import start_moto
+
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=600, help="test samples")
     args = ap.parse_args()
@@ -109,7 +91,7 @@ def main() -> None:
         result["file_sqlite"] = {"record_s": round(first, 2), "again_s": round(again, 3)}
         result["objects"] = objects
 
-        moto, url = _start_moto()
+        moto, url = start_moto()
         try:
             import boto3
             import psycopg

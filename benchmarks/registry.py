@@ -22,30 +22,10 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
-
-
-def _start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    from reasonbrain.registry.infra import _http_ok, free_port
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while not _http_ok(url):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError("moto server did not start")
-        time.sleep(0.1)
-    return proc, url
 
 
 def _make_model(root: Path, total_mb: int) -> list[Path]:
@@ -66,6 +46,8 @@ def _make_model(root: Path, total_mb: int) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
     """Run the benchmark and print/return its JSON result."""
+    from benchmarks._moto import start_moto
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--mb", type=int, default=200, help="model directory size in MB")
     ap.add_argument("--repeats", type=int, default=3)
@@ -86,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     proc = None
     endpoint = args.endpoint
     if endpoint is None:
-        proc, endpoint = _start_moto()
+        proc, endpoint = start_moto()
     work = Path(tempfile.mkdtemp(prefix="rb-bench-registry-"))
     try:
         bucket = f"bench-{uuid.uuid4().hex[:8]}"
