@@ -115,6 +115,7 @@ PAPER_PROFILE: dict[str, dict[str, Any]] = {
         "spatial_cue": False,  # tiny-only addition: the UNet keeps its 8 input channels
         "ip2p_spatial_cue": False,  # the same addition for the ip2p baseline
         "null_text": "empty_prompt",  # IP2P: the unconditional text is the encoding of ""
+        "edit_loss_weight": 0.0,  # IP2P's plain MSE
     },
     "train": {
         "batch_size": 64,  # global: 8 GPUs x 2 per micro-batch x 4 accumulation steps
@@ -196,6 +197,12 @@ class ModelParams(StrictModel):
         "baseline for the cue; ignored by kind reasonbrain, as spatial_cue is by kind ip2p",
     )
     loss_weight_ground: float = Field(1.0, ge=0, description="weight of the grounding BCE")
+    edit_loss_weight: float = Field(
+        10.0,
+        ge=0,
+        description="extra L_DM weight at latent positions where the target differs from the "
+        "source (1 + w there, 1 elsewhere; 0 = plain MSE): the edit is a few % of the image",
+    )
     cond_drop_text: float = Field(0.05, ge=0, le=1)
     cond_drop_image: float = Field(0.05, ge=0, le=1)
     cond_drop_both: float = Field(0.05, ge=0, le=1)
@@ -249,7 +256,7 @@ class TrainParams(StrictModel):
     seed: int = 0
     batch_size: int = Field(16, ge=1, description="global batch per optimiser step")
     grad_accum_steps: int = Field(1, ge=1)
-    max_steps: int = Field(1800, ge=1, description="the tiny demo budget")
+    max_steps: int = Field(600, ge=1, description="the tiny demo budget")
     workers: int = Field(1, ge=1, description="Ray Train workers (data-parallel ranks)")
     cpus_per_worker: int = Field(2, ge=1)
     use_gpu: bool = False
@@ -281,10 +288,10 @@ class TrainParams(StrictModel):
         "UNet, trained CLIP towers): less memory, ~30 % more compute",
     )
     ema_decay: float = Field(0.0, ge=0, lt=1, description="EMA of trained weights (0 = off)")
-    checkpoint_every: int = Field(600, ge=1)
+    checkpoint_every: int = Field(200, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     max_failures: int = Field(2, ge=0, description="worker-group restarts before giving up")
-    val_every: int = Field(600, ge=1)
+    val_every: int = Field(200, ge=1)
     val_samples: int = Field(32, ge=0, description="fixed val subset (first N records)")
     sample_images: int = Field(4, ge=0, description="sample edits saved at each validation")
     sample_steps: int = Field(20, ge=1, description="denoising steps of the sample edits")

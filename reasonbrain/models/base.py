@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from reasonbrain.models.config import ReasonBrainConfig
-from reasonbrain.models.diffusion import DiffusionBackbone
+from reasonbrain.models.diffusion import DiffusionBackbone, edit_weight_map
 from reasonbrain.models.grounding import cue_map, grounding_loss
 
 
@@ -137,6 +137,9 @@ class EditModel(nn.Module):
         with torch.no_grad():  # IP2P: unscaled source latent, scaled target latent
             src_lat = self.diffusion.codec.encode_source(src)
             tgt_lat = self.diffusion.codec.encode(tgt)
+        weight = None
+        if self.config.edit_loss_weight > 0:  # from the undropped source (see edit_weight_map)
+            weight = edit_weight_map(src_lat, tgt_lat, self.config.edit_loss_weight)
         drop_text, drop_image = self.sample_dropout(src.shape[0], generator)
         drop_text, drop_image = drop_text.to(device), drop_image.to(device)
         cond = conditioning.cond
@@ -155,7 +158,9 @@ class EditModel(nn.Module):
                     batch["mask"].to(device),
                     batch["has_mask"].to(device) & conditioning.ground_valid,
                 )
-        loss_dm = self.diffusion.loss(tgt_lat, src_lat, cond, generator=None, spatial=spatial)
+        loss_dm = self.diffusion.loss(
+            tgt_lat, src_lat, cond, generator=None, spatial=spatial, weight=weight
+        )
         loss_mllm = conditioning.loss_mllm
         if loss_mllm is None:
             loss_mllm = torch.zeros((), device=device)

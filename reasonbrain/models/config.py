@@ -120,6 +120,11 @@ class ReasonBrainConfig(BaseModel):
         "the ip2p baseline with its own image encoder for the patch tokens)",
     )
     loss_weight_ground: float = 1.0
+    edit_loss_weight: float = Field(
+        0.0,
+        description="L_DM weight 1 + w at latent positions where target and source differ "
+        "(reasonbrain.models.diffusion.edit_weight_map); 0 = plain MSE",
+    )
     source_residual: bool = Field(
         False, description="x0 = source latent + UNet output (prediction_type=sample only)"
     )

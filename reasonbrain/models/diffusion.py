@@ -176,8 +176,13 @@ class DiffusionBackbone(nn.Module):
         cond: torch.Tensor,
         generator: torch.Generator | None = None,
         spatial: torch.Tensor | None = None,
+        weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """L_DM: MSE between the UNet output and the prediction target at random timesteps."""
+        """L_DM: MSE between the UNet output and the prediction target at random timesteps.
+
+        ``weight`` (broadcastable to the latent, e.g. :func:`edit_weight_map`) weights each
+        squared error; the loss is then the weighted mean.
+        """
         b = target_latent.shape[0]
         dev = target_latent.device
         noise = torch.randn(target_latent.shape, generator=generator, device=dev)
@@ -191,4 +196,29 @@ class DiffusionBackbone(nn.Module):
             target = self.train_scheduler.get_velocity(target_latent, noise, t)
         else:
             target = target_latent
-        return F.mse_loss(pred.float(), target.float())
+        if weight is None:
+            return F.mse_loss(pred.float(), target.float())
+        sq = (pred.float() - target.float()).square()
+        w = weight.float().expand_as(sq)
+        return (sq * w).sum() / w.sum()
+
+
+#: a latent position counts as edited when some channel moves more than this ([-1, 1] units:
+#: 0.04 ≈ 5 grey levels of 255), well above bf16/JPEG noise, well below any ReasonSynth edit
+EDIT_THRESHOLD = 0.04
+
+
+def edit_weight_map(
+    src_latent: torch.Tensor, target_latent: torch.Tensor, extra: float
+) -> torch.Tensor:
+    """Per-position L_DM weights ``[B, 1, h, w]``: ``1 + extra`` where the target differs from
+    the source, 1 elsewhere.
+
+    Why: an edit covers a few percent of the image, so a plain MSE is dominated by positions
+    where the answer is "copy the source" and a small UNet settles for a faint edit (the
+    README's verdicts: mostly *faint edit*). The map needs no mask annotation (any paired data
+    set has it) and is computed from the *undropped* source, so the "no image" branch is
+    weighted like the others.
+    """
+    moved = (target_latent.float() - src_latent.float()).abs().amax(dim=1, keepdim=True)
+    return 1.0 + extra * (moved > EDIT_THRESHOLD).float()

@@ -53,6 +53,7 @@ def _common(params: ModelParams) -> dict[str, Any]:
         "cond_drop_both": params.cond_drop_both,
         "loss_weight_mllm": params.loss_weight_mllm,
         "loss_weight_dm": params.loss_weight_dm,
+        "edit_loss_weight": params.edit_loss_weight,
         "null_text": params.null_text,
     }
 

@@ -218,6 +218,7 @@ def test_dropout_replaces_cond_with_null_and_zeroes_source(
         cond: torch.Tensor,
         generator: Any = None,
         spatial: Any = None,
+        weight: Any = None,
     ) -> Any:
         seen["src"], seen["cond"], seen["spatial"] = src, cond, spatial
         return tgt.sum() * 0
@@ -386,3 +387,45 @@ def test_lora_lands_only_in_the_language_model() -> None:
         "mllm.llava.model.language_model.layers.0.self_attn.q_proj.lora_A.default.weight"
         in lora.checkpoint_state()
     )
+
+
+def test_edit_weight_map_marks_moved_positions_from_the_undropped_source() -> None:
+    from reasonbrain.models.diffusion import EDIT_THRESHOLD, edit_weight_map
+
+    src = torch.zeros(2, 12, 4, 4)
+    tgt = src.clone()
+    tgt[0, 5, 1, 2] = 0.5  # one channel of one position moves
+    tgt[1, :, 0, 0] = EDIT_THRESHOLD / 2  # below the threshold: bf16 / codec noise, not an edit
+    w = edit_weight_map(src, tgt, 9.0)
+    assert w.shape == (2, 1, 4, 4)
+    assert w[0, 0, 1, 2] == 10.0 and w.sum() == 2 * 16 + 9.0
+    assert torch.equal(edit_weight_map(src, src, 9.0), torch.ones(2, 1, 4, 4))
+
+
+def test_edit_weighted_loss_is_the_weighted_mean_and_reaches_the_training_loss() -> None:
+    model = build_tiny(spatial_cue=False, edit_loss_weight=10.0)
+    assert model.config.edit_loss_weight == 10.0
+    diffusion = model.diffusion
+    batch = make_batch(2)
+    src = diffusion.codec.encode(batch["src"])
+    tgt = diffusion.codec.encode(batch["tgt"])
+    cond = model.null_condition(2)
+    weight = torch.ones(2, 1, *src.shape[-2:])
+    weight[:, :, :2] = 5.0
+    torch.manual_seed(0)
+    with torch.no_grad():
+        weighted = diffusion.loss(tgt, src, cond, weight=weight)
+        torch.manual_seed(0)
+        plain = diffusion.loss(tgt, src, cond)
+        torch.manual_seed(0)
+        ones = diffusion.loss(tgt, src, cond, weight=torch.ones_like(weight))
+    assert torch.allclose(ones, plain) and not torch.allclose(weighted, plain)
+    # the model's forward pass weights L_DM: the same seed, weights on vs off → different L_DM
+    batch = make_batch(2, model=model)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        on = model(batch).loss_dm
+        model.config.edit_loss_weight = 0.0
+        torch.manual_seed(1)
+        off = model(batch).loss_dm
+    assert not torch.allclose(on, off)
