@@ -183,6 +183,15 @@ def test_seeds_are_summarised_and_rungs_paired_with_full(tmp_path: Path) -> None
     md = report_path.with_suffix(".md").read_text()
     row = next(x for x in md.splitlines() if x.startswith("| `ip2p` |"))
     assert "| 25.0 [" in row and "| -50.0 [" in row and "✱" in row
+    # the nearest rule beside it (exact targets or sources here: the same −50 points) and its
+    # per-hold-out means, which must add up to the overall figure over the 8 samples
+    assert "| Δ vs full, nearest rule | nearest rule: seen / phrasing / combination |" in md
+    assert row.count("| -50.0 [") == 2
+    summary = rep["rungs"]["ip2p"]["summary"]
+    holdouts = [(r.meta or {}).get("holdout", "seen") for r in recs]
+    counts = {h: holdouts.count(h) for h in set(holdouts)}
+    total = sum(counts[h] * summary[f"nearest_{h}"]["mean"] for h in counts)
+    assert total / len(recs) == pytest.approx(summary["reasoning_acc_nearest"]["mean"])
 
 
 def test_the_cli_refuses_bad_seeds_before_training(tmp_path: Path) -> None:
