@@ -104,16 +104,27 @@ def ablate(
     engine: str = typer.Option("ray", "--engine", help="Evaluation engine: ray or loop."),
     report: Path = typer.Option(Path("reports/ablation.json"), "--report", help="JSON report."),
     storage: str | None = typer.Option(None, "--storage", help="Checkpoint storage."),
+    report_only: bool = typer.Option(
+        False,
+        "--report-only",
+        help="Only rewrite --report from the evaluations it names (no training, no evaluation).",
+    ),
     params_path: Path | None = ParamsOption,
     sets: list[str] | None = SetOption,
 ) -> None:
     """Train (and evaluate) the ablation ladder at one fixed budget, over one or more training
     seeds; write the report (CIs, paired differences vs `full`, mean ± spread over seeds)."""
     from reasonbrain.errors import ConfigError
-    from reasonbrain.training.ablation import LADDER, run_ablation
+    from reasonbrain.training.ablation import LADDER, rebuild_report, run_ablation
 
     extra = [f"train.max_steps={max_steps}"] if max_steps is not None else []
     params = cli_params(params_path, [*(sets or []), *extra])
+    if report_only:
+        rebuilt = rebuild_report(params, report)
+        console.print(report.with_suffix(".md").read_text())
+        n = len(rebuilt["rungs"])
+        console.print(f"[green]ablation report[/] {n} rungs rebuilt → [bold]{report}[/]")
+        return
     chosen = [r.strip() for r in rungs.split(",") if r.strip()] if rungs else list(LADDER)
     try:
         chosen_seeds = [int(x) for x in seeds.split(",") if x.strip()] if seeds else None

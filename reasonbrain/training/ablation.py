@@ -222,6 +222,48 @@ def run_ablation(
     return report
 
 
+def rebuild_report(params: Params, report_path: Path) -> dict[str, Any]:
+    """Rewrite ``report_path`` (and its ``.md``) from the evaluations it already points at,
+    with the current report code: no training, no evaluation (``reasonbrain ablate
+    --report-only``).
+
+    Each rung × seed's figures are read again from ``<eval_dir>/metrics.json`` and the paired
+    differences from its ``samples.jsonl``, so a report written by an older version, or
+    assembled from several partial runs, gets every column and pairing of today's report.
+
+    Raises:
+        ConfigError: there is no report, or an evaluation it names is missing.
+    """
+    if not report_path.is_file():
+        raise ConfigError(
+            "no ablation report to rebuild",
+            where=str(report_path),
+            fix="run `reasonbrain ablate` first, or pass the report with --report",
+        )
+    report: dict[str, Any] = json.loads(report_path.read_text(encoding="utf-8"))
+    for name, old in report.get("rungs", {}).items():
+        entry: dict[str, Any] = {k: v for k, v in old.items() if k in ("switches", "description")}
+        entry["seeds"] = {}
+        for s, one in (old.get("seeds") or {}).items():
+            kept = {k: v for k, v in one.items() if k != "eval"}
+            if one.get("eval_dir"):
+                metrics = Path(one["eval_dir"]) / "metrics.json"
+                if not metrics.is_file():
+                    raise ConfigError(
+                        f"rung {name!r} seed {s}: its evaluation is gone",
+                        where=str(metrics),
+                        fix=f"rerun the rung: reasonbrain ablate --rungs {name} --seeds {s}",
+                    )
+                kept["_m"] = json.loads(metrics.read_text(encoding="utf-8"))
+            entry["seeds"][s] = kept
+        report["rungs"][name] = _finish_entry(entry)
+    if report.get("eval"):
+        _add_paired(report, params)
+    report = _ordered(report)
+    _write(report_path, report)
+    return report
+
+
 def _finish_entry(entry: dict[str, Any]) -> dict[str, Any]:
     """The rung's report entry: per-seed figures, their summary over seeds, and (for the
     dashboard and older readers) ``metrics``/``seconds``/``run_name`` of the first seed and

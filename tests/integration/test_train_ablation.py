@@ -21,7 +21,13 @@ from reasonbrain.errors import ConfigError
 from reasonbrain.evaluation.predictors import IDENTITY, PREDICTIONS_PREFIX
 from reasonbrain.evaluation.runner import evaluate
 from reasonbrain.evaluation.testing import make_synth_dataset
-from reasonbrain.training.ablation import LADDER, RUNGS, run_ablation, rung_params
+from reasonbrain.training.ablation import (
+    LADDER,
+    RUNGS,
+    rebuild_report,
+    run_ablation,
+    rung_params,
+)
 from reasonbrain.training.trainer import TrainResult
 
 
@@ -193,6 +199,30 @@ def test_seeds_are_summarised_and_rungs_paired_with_full(tmp_path: Path) -> None
     total = sum(counts[h] * summary[f"nearest_{h}"]["mean"] for h in counts)
     assert total / len(recs) == pytest.approx(summary["reasoning_acc_nearest"]["mean"])
 
+    # --report-only: a report written by older code (no nearest-rule figures, no pairing) is
+    # rebuilt from the evaluations it names, with the same figures and today's columns
+    old = json.loads(report_path.read_text())
+    for entry in old["rungs"].values():
+        entry.pop("paired", None)
+        for one in [entry, *entry["seeds"].values()]:
+            for key in ("summary", "eval"):
+                if isinstance(one.get(key), dict):
+                    for n in ("nearest_seen", "nearest_phrasing", "nearest_combination"):
+                        one[key].pop(n, None)
+    report_path.write_text(json.dumps(old))
+    report_path.with_suffix(".md").unlink()
+    rebuilt = rebuild_report(params, report_path)
+    assert rebuilt["rungs"]["ip2p"]["summary"] == rep["rungs"]["ip2p"]["summary"]
+    assert rebuilt["rungs"]["ip2p"]["paired"] == rep["rungs"]["ip2p"]["paired"]
+    assert report_path.with_suffix(".md").read_text() == md
+    # an evaluation that is gone is named, not silently dropped
+    gone = Path(rebuilt["rungs"]["ip2p"]["seeds"]["0"]["eval_dir"]) / "metrics.json"
+    gone.unlink()
+    with pytest.raises(ConfigError, match="rung 'ip2p' seed 0: its evaluation is gone"):
+        rebuild_report(params, report_path)
+    with pytest.raises(ConfigError, match="no ablation report to rebuild"):
+        rebuild_report(params, tmp_path / "nothing.json")
+
 
 def test_the_cli_refuses_bad_seeds_before_training(tmp_path: Path) -> None:
     from reasonbrain.cli.train import ablate
@@ -208,6 +238,7 @@ def test_the_cli_refuses_bad_seeds_before_training(tmp_path: Path) -> None:
         "engine": "loop",
         "report": tmp_path / "r.json",
         "storage": None,
+        "report_only": False,
         "params_path": None,
         "sets": None,
     }
