@@ -64,7 +64,7 @@ def _record(root: Path, data: Path, out: Path) -> tuple[float, float, int]:
 
 
 def main() -> None:
-    from benchmarks._moto import start_moto
+    from _moto import start_moto  # benchmarks/ is on sys.path (run as a script)
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=600, help="test samples")

@@ -46,7 +46,7 @@ def _make_model(root: Path, total_mb: int) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
     """Run the benchmark and print/return its JSON result."""
-    from benchmarks._moto import start_moto
+    from _moto import start_moto  # benchmarks/ is on sys.path (run as a script)
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--mb", type=int, default=200, help="model directory size in MB")
