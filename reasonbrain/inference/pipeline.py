@@ -31,7 +31,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +41,11 @@ from PIL import Image
 
 from reasonbrain.data.torch_dataset import to_pil
 from reasonbrain.models.grounding import cue_map
+
+#: ``callback_on_step_end(pipe, step_index, timestep, tensors) -> dict | None`` (diffusers' shape)
+StepCallback = Callable[
+    [Any, int, torch.Tensor, dict[str, torch.Tensor]], dict[str, torch.Tensor] | None
+]
 
 
 @dataclass
@@ -109,6 +114,7 @@ class ReasonBrainPipeline:
         image_guidance_scale: float | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_size: Literal["input", "model"] = "input",
+        callback_on_step_end: StepCallback | None = None,
     ) -> EditPipelineOutput:
         """Edit a batch of images (keyword arguments as in diffusers' InstructPix2Pix pipeline).
 
@@ -126,6 +132,11 @@ class ReasonBrainPipeline:
             output_size: ``"input"`` (default) resizes each edit from the model's working
                 resolution back to its input's size (bicubic), as diffusers returns the input's
                 size; ``"model"`` returns the working resolution (``config.image_size``).
+            callback_on_step_end: called after every denoising step as in diffusers,
+                ``callback(pipe, step_index, timestep, tensors)`` with ``tensors`` =
+                ``{"latents": the next latents, "pred_original_sample": the guided prediction of
+                the clean latent at this step}``; a returned dict's ``"latents"`` replaces the
+                latents (``benchmarks/sampling_path.py`` reads the x0 prediction along the path).
 
         Raises:
             ValueError: the numbers of images and prompts differ.
@@ -169,12 +180,17 @@ class ReasonBrainPipeline:
         scheduler.set_timesteps(num_inference_steps, device=dev)
         latents = initial_noise(src_lat.shape, generator).to(dev)
         latents = latents * scheduler.init_noise_sigma
-        for t in scheduler.timesteps:
+        for i, t in enumerate(scheduler.timesteps):
             x = scheduler.scale_model_input(torch.cat([latents] * n_branch), t)
             with ctx:
                 out = diffusion.predict(x, t.expand(n_branch * b), img_n, cond_n, spatial_n).float()
             guided = combine_guidance(out.chunk(n_branch), s_t, s_i)
-            latents = scheduler.step(guided, t, latents).prev_sample
+            step = scheduler.step(guided, t, latents)
+            latents = step.prev_sample
+            if callback_on_step_end is not None:
+                tensors = {"latents": latents, "pred_original_sample": step.pred_original_sample}
+                changed = callback_on_step_end(self, i, t, tensors)
+                latents = (changed or {}).get("latents", latents)
         pixels = diffusion.codec.decode(latents.to(src_lat.dtype)).float().clamp(-1, 1)
         t2 = time.perf_counter()
         edits = [to_pil(p) for p in pixels]

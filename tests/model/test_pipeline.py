@@ -59,6 +59,40 @@ def test_per_image_generators_make_outputs_independent_of_the_batch(tiny_model: 
         pipe(image=images, prompt=texts, num_inference_steps=1, generator=[gen(1)])
 
 
+def test_step_callback_sees_every_step_and_can_replace_the_latents(tiny_model: Any) -> None:
+    """diffusers' ``callback_on_step_end``: one call per step with the step index, the timestep
+    and the guided x0 prediction; the last prediction is the output (DDIM's final step lands on
+    it); latents it returns replace the pipeline's."""
+    pipe = ReasonBrainPipeline(tiny_model)
+    seen: list[tuple[int, int, torch.Tensor]] = []
+
+    def record(p: Any, i: int, t: torch.Tensor, tensors: dict[str, torch.Tensor]) -> None:
+        assert p is pipe and set(tensors) == {"latents", "pred_original_sample"}
+        seen.append((i, int(t), tensors["pred_original_sample"].clone()))
+
+    batch = make_batch(2)
+    kw: dict[str, Any] = {
+        "image": [to_pil(x) for x in batch["src"]],
+        "prompt": batch["instruction"],
+        "num_inference_steps": 3,
+        "output_size": "model",
+    }
+    plain = pipe(**kw, generator=torch.Generator().manual_seed(0))
+    watched = pipe(**kw, generator=torch.Generator().manual_seed(0), callback_on_step_end=record)
+    assert [i.tobytes() for i in plain.images] == [i.tobytes() for i in watched.images]
+    assert [i for i, _, _ in seen] == [0, 1, 2]
+    assert [t for _, t, _ in seen] == sorted((t for _, t, _ in seen), reverse=True)
+    last = tiny_model.diffusion.codec.decode(seen[-1][2]).clamp(-1, 1)
+    assert [to_pil(x).tobytes() for x in last] == [i.tobytes() for i in plain.images]
+
+    def zero(p: Any, i: int, t: torch.Tensor, tensors: dict[str, torch.Tensor]) -> Any:
+        return {"latents": torch.zeros_like(tensors["latents"])}
+
+    zeroed = pipe(**kw, generator=torch.Generator().manual_seed(0), callback_on_step_end=zero)
+    grey = to_pil(tiny_model.diffusion.codec.decode(torch.zeros_like(seen[-1][2]))[0])
+    assert zeroed.images[0].tobytes() == grey.tobytes() != plain.images[0].tobytes()
+
+
 def test_reasoning_path_runs_once_per_edit(tiny_model: Any) -> None:
     calls = {"qformer": 0, "mllm_reason": 0, "cme": 0, "image_encoder": 0, "unet": 0}
     hooks = [
