@@ -116,6 +116,7 @@ PAPER_PROFILE: dict[str, dict[str, Any]] = {
         "ip2p_spatial_cue": False,  # the same addition for the ip2p baseline
         "null_text": "empty_prompt",  # IP2P: the unconditional text is the encoding of ""
         "edit_loss_weight": 0.0,  # IP2P's plain MSE
+        "pooled_cond_embedding": False,  # tiny-only addition: the UNet has no class embedding
     },
     "train": {
         "batch_size": 64,  # global: 8 GPUs x 2 per micro-batch x 4 accumulation steps
@@ -197,6 +198,13 @@ class ModelParams(StrictModel):
         "baseline for the cue; ignored by kind reasonbrain, as spatial_cue is by kind ip2p",
     )
     loss_weight_ground: float = Field(1.0, ge=0, description="weight of the grounding BCE")
+    pooled_cond_embedding: bool = Field(
+        False,
+        description="tiny preset: the conditioning sequence, attention-pooled and projected, is "
+        "added to the UNet's timestep embedding (diffusers addition_embed_type='text'), so "
+        "every ResNet block at every resolution sees the instruction, not only the two "
+        "cross-attention levels",
+    )
     edit_loss_weight: float = Field(
         10.0,
         ge=0,
@@ -236,7 +244,7 @@ class ModelParams(StrictModel):
                 f"{PAPER_MIN_IMAGE_SIZE} and a multiple of {PAPER_SIZE_MULTIPLE}, e.g. 256 or "
                 "512): use params.paper.yaml or set model.image_size=256"
             )
-        for key in ("spatial_cue", "ip2p_spatial_cue", "source_residual"):
+        for key in ("spatial_cue", "ip2p_spatial_cue", "source_residual", "pooled_cond_embedding"):
             if getattr(self, key):
                 raise ValueError(
                     f"model.{key} is a tiny-preset addition the pretrained UNet cannot take: "

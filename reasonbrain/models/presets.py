@@ -145,6 +145,8 @@ def tiny_config(
         "attention_head_dim": 4,
         "norm_num_groups": 32,
     }
+    if params.pooled_cond_embedding:  # diffusers' TextTimeEmbedding: attention-pooled condition
+        unet |= {"addition_embed_type": "text", "addition_embed_type_num_heads": 4}
     return ReasonBrainConfig(
         **_common(params),
         frce_dim=64,

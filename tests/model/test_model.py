@@ -429,3 +429,30 @@ def test_edit_weighted_loss_is_the_weighted_mean_and_reaches_the_training_loss()
         torch.manual_seed(1)
         off = model(batch).loss_dm
     assert not torch.allclose(on, off)
+
+
+def test_pooled_cond_embedding_feeds_the_instruction_to_every_resnet_block(tmp_path: Any) -> None:
+    """model.pooled_cond_embedding: diffusers' TextTimeEmbedding pools the conditioning into the
+    timestep embedding; the prediction then depends on the condition even with cross-attention
+    cut, and the embedding survives save/load."""
+    from reasonbrain.models.checkpoint import from_pretrained
+
+    model = build_tiny(spatial_cue=False, pooled_cond_embedding=True).eval()
+    unet = model.diffusion.unet
+    assert unet.config.addition_embed_type == "text" and unet.add_embedding is not None
+    assert getattr(build_tiny(spatial_cue=False).diffusion.unet, "add_embedding", None) is None
+    for name, module in unet.named_modules():  # cut every cross-attention: attn2 returns zeros
+        if name.endswith("attn2"):
+            module.register_forward_hook(lambda m, args, out: torch.zeros_like(out))
+    noisy, src = torch.randn(1, 12, 32, 32), torch.randn(1, 12, 32, 32)
+    t = torch.tensor([500])
+    cond = torch.randn(1, 8, 64)
+    with torch.no_grad():
+        a = model.diffusion.predict(noisy, t, src, cond)
+        b = model.diffusion.predict(noisy, t, src, cond * 2 + 1)
+    assert not torch.allclose(a, b)
+    model.save_pretrained(tmp_path / "m", params_hash="test", data_version="none")
+    loaded = from_pretrained(tmp_path / "m")
+    assert torch.equal(
+        loaded.diffusion.unet.add_embedding.proj.weight, unet.add_embedding.proj.weight
+    )

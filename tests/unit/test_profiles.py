@@ -61,6 +61,16 @@ def test_params_yaml_stays_the_tiny_demo() -> None:
             ["model.preset=paper", "model.image_size=256", "model.spatial_cue=false"],
             "model.source_residual is a tiny-preset addition",
         ),
+        (
+            [
+                "model.preset=paper",
+                "model.image_size=256",
+                "model.spatial_cue=false",
+                "model.source_residual=false",
+                "model.pooled_cond_embedding=true",
+            ],
+            "model.pooled_cond_embedding is a tiny-preset addition",
+        ),
     ],
 )
 def test_impossible_paper_combinations_are_one_line(sets: list[str], needle: str) -> None:
