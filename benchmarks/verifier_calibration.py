@@ -69,6 +69,10 @@ def _summary(verdicts: list[tuple[str, Verdict]]) -> dict[str, Any]:
         "worst_family": worst(new),
         "worst_family_nearest_rule": worst(old),
         "edit_ratio_p5_p50_p95": _pct([v.edit_ratio for _, v in ok]),  # type: ignore[misc]
+        # among outputs the nearest rule calls right: how far from pixel-accurate they are
+        "edit_ratio_nearest_target_p5_p50_p95": _pct(
+            [v.edit_ratio for _, v in ok if v.correct_nearest]  # type: ignore[misc]
+        ),
         "background_error_p5_p50_p95": _pct([v.background_error for _, v in ok]),  # type: ignore[misc]
         "outcomes": dict(sorted(outcomes.items())),
     }
