@@ -53,9 +53,9 @@ def ingested_drops(ingested_dir: Path | str) -> list[Path]:
     return sorted(
         d
         for d in root.iterdir()
-        if d.is_dir() and not d.name.startswith(".") and any(
-            manifest_path(d, s).is_file() for s in SPLITS
-        )
+        if d.is_dir()
+        and not d.name.startswith(".")
+        and any(manifest_path(d, s).is_file() for s in SPLITS)
     )
 
 
@@ -111,7 +111,9 @@ def merge_ingested(dest: Path | str, ingested_dir: Path | str) -> dict[str, int]
     drops = ingested_drops(ingested_dir)
     if not drops:
         return {}
-    manifests = {s: read_manifest(p) if (p := manifest_path(dest, s)).is_file() else [] for s in SPLITS}
+    manifests = {
+        s: read_manifest(p) if (p := manifest_path(dest, s)).is_file() else [] for s in SPLITS
+    }
     seen = {r.id: f"{dest}/{s}.jsonl" for s, recs in manifests.items() for r in recs}
     added = dict.fromkeys(SPLITS, 0)
     for drop in drops:

@@ -59,7 +59,9 @@ class InstructPix2PixModel(EditModel):
         super().__init__(config, diffusion, config.max_text_tokens)
         self.tokenizer = text_tokenizer
         self.text_tokenizer = text_tokenizer
-        self.processor = ReasonBrainProcessor.from_model_config(config, text_tokenizer, text_tokenizer)
+        self.processor = ReasonBrainProcessor.from_model_config(
+            config, text_tokenizer, text_tokenizer
+        )
         self.text_encoder = TextEncoder(
             config.text,
             text_tokenizer,

@@ -112,7 +112,10 @@ class TextEncoder(nn.Module):
         ``encode_prompt`` pads (``padding="max_length"``). For set-up work only (e.g. the
         encoding of ``""``); batches are tokenised by the processor, outside ``forward``."""
         enc = self.tokenizer(
-            texts, padding="max_length", truncation=True, max_length=self.max_tokens,
+            texts,
+            padding="max_length",
+            truncation=True,
+            max_length=self.max_tokens,
             return_tensors="pt",
         )
         return enc["input_ids"], enc["attention_mask"].bool()
@@ -130,5 +133,7 @@ class TextEncoder(nn.Module):
             z = torch.zeros(0, input_ids.shape[1], self.hidden_size, device=device)
             return z, torch.zeros(0, input_ids.shape[1], dtype=torch.bool, device=device), z[:, 0]
         ids, mask = input_ids.to(device), attention_mask.to(device)
-        out = self.clip(input_ids=ids, attention_mask=mask.long() if self.use_attention_mask else None)
+        out = self.clip(
+            input_ids=ids, attention_mask=mask.long() if self.use_attention_mask else None
+        )
         return out.last_hidden_state.float(), mask.bool(), out.pooler_output.float()

@@ -11,7 +11,7 @@ What comes from where (:func:`load_pretrained`):
 | part | source | loaded as |
 |---|---|---|
 | E_I (CLIP vision tower) | ``clip`` (``CLIPVisionModel``) | frozen, compute dtype |
-| E_T (CLIP text tower) + its tokenizer | ``diffusion`` repo's ``text_encoder/``, ``tokenizer/`` | frozen, compute dtype |
+| E_T (CLIP text tower), tokenizer | ``diffusion``: ``text_encoder/``, ``tokenizer/`` | frozen |
 | UNet | ``diffusion`` repo's ``unet/`` | trained, fp32 master weights |
 | VAE | ``diffusion`` repo's ``vae/`` | frozen, compute dtype |
 | noise schedule | ``diffusion`` repo's ``scheduler/`` config | — |

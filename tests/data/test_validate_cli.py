@@ -49,7 +49,7 @@ def test_verdict_is_stable_and_the_report_keeps_the_timings(tmp_path: Path) -> N
                 json.loads((tmp_path / f"r{i}.json").read_text()),
             )
         )
-    (v0, r0), (v1, r1) = out
+    (v0, r0), (v1, _) = out
     assert v0 == v1  # same data, same rules → same bytes, whatever the timings
     verdict = json.loads(v0)
     assert verdict["ok"] is True and "timings" not in verdict and "seconds" not in verdict
