@@ -116,7 +116,8 @@ PAPER_PROFILE: dict[str, dict[str, Any]] = {
         "ip2p_spatial_cue": False,  # the same addition for the ip2p baseline
         "null_text": "empty_prompt",  # IP2P: the unconditional text is the encoding of ""
         "edit_loss_weight": 0.0,  # IP2P's plain MSE
-        "pooled_cond_embedding": False,  # tiny-only addition: the UNet has no class embedding
+        "pooled_cond_embedding": False,  # tiny-only addition: the UNet has no such embedding
+        "dm_loss": "mse",  # the paper's L_DM (IP2P)
     },
     "train": {
         "batch_size": 64,  # global: 8 GPUs x 2 per micro-batch x 4 accumulation steps
@@ -198,6 +199,11 @@ class ModelParams(StrictModel):
         "baseline for the cue; ignored by kind reasonbrain, as spatial_cue is by kind ip2p",
     )
     loss_weight_ground: float = Field(1.0, ge=0, description="weight of the grounding BCE")
+    dm_loss: Literal["mse", "l1"] = Field(
+        "mse",
+        description="L_DM's distance: mse (the paper's, IP2P's; x0 prediction → conditional mean) "
+        "or l1 (→ conditional median: an uncertain pixel takes one value instead of a blend)",
+    )
     pooled_cond_embedding: bool = Field(
         False,
         description="tiny preset: the conditioning sequence, attention-pooled and projected, is "

@@ -159,7 +159,13 @@ class EditModel(nn.Module):
                     batch["has_mask"].to(device) & conditioning.ground_valid,
                 )
         loss_dm = self.diffusion.loss(
-            tgt_lat, src_lat, cond, generator=None, spatial=spatial, weight=weight
+            tgt_lat,
+            src_lat,
+            cond,
+            generator=None,
+            spatial=spatial,
+            weight=weight,
+            distance=self.config.dm_loss,
         )
         loss_mllm = conditioning.loss_mllm
         if loss_mllm is None:

@@ -111,7 +111,7 @@ class ReasonBrainConfig(BaseModel):
     null_text: Literal["learned", "empty_prompt"] = Field(
         "learned",
         description="unconditional text branch: a learned sequence (zeros at init), or the text "
-        "encoder's encoding of \"\" as in InstructPix2Pix (ip2p: exactly that; reasonbrain: "
+        'encoder\'s encoding of "" as in InstructPix2Pix (ip2p: exactly that; reasonbrain: '
         "a learned sequence initialised from it)",
     )
     spatial_cue: bool = Field(
@@ -124,6 +124,9 @@ class ReasonBrainConfig(BaseModel):
         0.0,
         description="L_DM weight 1 + w at latent positions where target and source differ "
         "(reasonbrain.models.diffusion.edit_weight_map); 0 = plain MSE",
+    )
+    dm_loss: Literal["mse", "l1"] = Field(
+        "mse", description="L_DM's distance (reasonbrain.models.diffusion.DiffusionBackbone.loss)"
     )
     source_residual: bool = Field(
         False, description="x0 = source latent + UNet output (prediction_type=sample only)"

@@ -30,7 +30,6 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -177,12 +176,19 @@ class DiffusionBackbone(nn.Module):
         generator: torch.Generator | None = None,
         spatial: torch.Tensor | None = None,
         weight: torch.Tensor | None = None,
+        distance: str = "mse",
     ) -> torch.Tensor:
-        """L_DM: MSE between the UNet output and the prediction target at random timesteps.
+        """L_DM: MSE (or L1) between the UNet output and the prediction target at random
+        timesteps.
 
         ``weight`` (broadcastable to the latent, e.g. :func:`edit_weight_map`) weights each
-        squared error; the loss is then the weighted mean.
+        error; the loss is then the weighted mean. ``distance="l1"`` (``model.dm_loss``): the
+        minimiser of an absolute error is the conditional *median*, not the mean, so where the
+        model is unsure whether a pixel is object or background an x0 prediction picks one
+        instead of blending them.
         """
+        if distance not in ("mse", "l1"):
+            raise ValueError(f"distance must be 'mse' or 'l1', got {distance!r}")
         b = target_latent.shape[0]
         dev = target_latent.device
         noise = torch.randn(target_latent.shape, generator=generator, device=dev)
@@ -196,11 +202,12 @@ class DiffusionBackbone(nn.Module):
             target = self.train_scheduler.get_velocity(target_latent, noise, t)
         else:
             target = target_latent
+        err = pred.float() - target.float()
+        err = err.square() if distance == "mse" else err.abs()
         if weight is None:
-            return F.mse_loss(pred.float(), target.float())
-        sq = (pred.float() - target.float()).square()
-        w = weight.float().expand_as(sq)
-        return (sq * w).sum() / w.sum()
+            return err.mean()
+        w = weight.float().expand_as(err)
+        return (err * w).sum() / w.sum()
 
 
 #: a latent position counts as edited when some channel moves more than this ([-1, 1] units:

@@ -54,6 +54,7 @@ def _common(params: ModelParams) -> dict[str, Any]:
         "loss_weight_mllm": params.loss_weight_mllm,
         "loss_weight_dm": params.loss_weight_dm,
         "edit_loss_weight": params.edit_loss_weight,
+        "dm_loss": params.dm_loss,
         "null_text": params.null_text,
     }
 
@@ -372,7 +373,7 @@ def paper_config(
     cond = int(cross[0] if isinstance(cross, (list, tuple)) else cross)
     text_len = int(parts.text.get("max_position_embeddings", 77))
     n_vision = int(parts.vision.get("num_hidden_layers", 24))
-    feature_layers = sorted({n_vision // 3, 2 * n_vision // 3} - {0}) + [-1]
+    feature_layers = [*sorted({n_vision // 3, 2 * n_vision // 3} - {0}), -1]
     frce = int(parts.vision.get("hidden_size", 1024))
     scheduler = dict(parts.scheduler)
     if params.prediction_type is not None:  # an explicit choice overrides the repo's target
@@ -466,7 +467,8 @@ def model_from_config(
     """Construct the network described by ``cfg`` (random init except ``pretrained`` parts).
 
     Trainable parameters end up in fp32 whatever dtype a library created them in (PEFT makes
-    LoRA weights in the base layer's dtype): :func:`~reasonbrain.models.precision.fp32_master_weights`.
+    LoRA weights in the base layer's dtype):
+    :func:`~reasonbrain.models.precision.fp32_master_weights`.
     """
     from reasonbrain.models.baseline import InstructPix2PixModel
     from reasonbrain.models.diffusion import DiffusionBackbone

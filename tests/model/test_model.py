@@ -456,3 +456,46 @@ def test_pooled_cond_embedding_feeds_the_instruction_to_every_resnet_block(tmp_p
     assert torch.equal(
         loaded.diffusion.unet.add_embedding.proj.weight, unet.add_embedding.proj.weight
     )
+
+
+def test_l1_dm_loss_is_the_weighted_mean_absolute_error_and_reaches_the_model() -> None:
+    """model.dm_loss=l1: the same noise and timesteps give mean |error| instead of mean error²
+    (weighted alike), and the model's forward pass uses it."""
+    model = build_tiny(spatial_cue=False, dm_loss="l1")
+    assert model.config.dm_loss == "l1"
+    diffusion = model.diffusion
+    batch = make_batch(2)
+    src = diffusion.codec.encode(batch["src"])
+    tgt = diffusion.codec.encode(batch["tgt"])
+    cond = model.null_condition(2)
+    weight = torch.ones(2, 1, *src.shape[-2:])
+    weight[:, :, :3] = 4.0
+    captured: list[torch.Tensor] = []
+    original = diffusion.predict
+
+    def spy(*args: Any, **kwargs: Any) -> torch.Tensor:
+        captured.append(original(*args, **kwargs))
+        return captured[-1]
+
+    diffusion.predict = spy  # type: ignore[method-assign]
+    with torch.no_grad():
+        torch.manual_seed(0)
+        l1 = diffusion.loss(tgt, src, cond, weight=weight, distance="l1")
+        torch.manual_seed(0)
+        l2 = diffusion.loss(tgt, src, cond, weight=weight)
+    err = captured[0].float() - tgt.float()  # x0 prediction: the target is the clean latent
+    w = weight.expand_as(err)
+    assert torch.allclose(captured[0], captured[1])
+    assert torch.allclose(l1, (err.abs() * w).sum() / w.sum())
+    assert torch.allclose(l2, (err.square() * w).sum() / w.sum())
+    with pytest.raises(ValueError, match="distance"):
+        diffusion.loss(tgt, src, cond, distance="huber")
+    del diffusion.predict
+    batch = make_batch(2, model=model)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        on = model(batch).loss_dm
+        model.config.dm_loss = "mse"
+        torch.manual_seed(1)
+        off = model(batch).loss_dm
+    assert not torch.allclose(on, off)
