@@ -219,6 +219,7 @@ def test_dropout_replaces_cond_with_null_and_zeroes_source(
         generator: Any = None,
         spatial: Any = None,
         weight: Any = None,
+        distance: str = "mse",
     ) -> Any:
         seen["src"], seen["cond"], seen["spatial"] = src, cond, spatial
         return tgt.sum() * 0
