@@ -31,8 +31,9 @@ from PIL import Image
 from reasonbrain.config import load_params
 from reasonbrain.data.schema import read_manifest
 from reasonbrain.data.torch_dataset import to_pil
-from reasonbrain.evaluation.images import load_mask, load_rgb, to_array
+from reasonbrain.evaluation.images import to_array
 from reasonbrain.evaluation.predictors import sample_seed
+from reasonbrain.evaluation.protocols import load_refs
 from reasonbrain.evaluation.verifier import VerifierConfig, verify
 from reasonbrain.inference import ReasonBrainPipeline
 
@@ -90,14 +91,14 @@ def main() -> None:
     timesteps: list[int] = []
     rows: list[np.ndarray] = []
     for rec in records:
-        meta = rec.meta or {}
-        src_img = load_rgb(args.data / rec.src_image)
-        size = src_img.size
-        src, tgt = to_array(src_img), to_array(load_rgb(args.data / rec.tgt_image))
-        cfs = {k: to_array(load_rgb(args.data / v)) for k, v in meta["counterfactuals"].items()}
-        mask = load_mask(args.data / meta["mask"], size)
-        preds, ts = _predictions_along_the_path(pipe, ev, rec.id, rec.instruction, src_img)
-        verdicts = [verify(p, tgt, cfs, mask, cfg, source=src) for p in preds]
+        refs = load_refs(rec, args.data)  # what the evaluation compares with, loaded its way
+        if refs.target is None or refs.mask is None or not refs.counterfactuals:
+            continue  # not a ReasonSynth record: nothing for the verifier
+        size = refs.target.size
+        src, tgt = to_array(refs.source, size), to_array(refs.target)
+        cfs = {k: to_array(v, size) for k, v in refs.counterfactuals.items()}
+        preds, ts = _predictions_along_the_path(pipe, ev, rec.id, rec.instruction, refs.source)
+        verdicts = [verify(p, tgt, cfs, refs.mask, cfg) for p in preds]
         if not verdicts[-1].verifiable:
             continue
         if not ratios:

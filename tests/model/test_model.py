@@ -403,14 +403,18 @@ def test_edit_weight_map_marks_moved_positions_from_the_undropped_source() -> No
     assert torch.equal(edit_weight_map(src, src, 9.0), torch.ones(2, 1, 4, 4))
 
 
+def _dm_loss_inputs(model: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Source and target latents of a 2-sample batch, and the null condition, for L_DM."""
+    batch = make_batch(2)
+    codec = model.diffusion.codec
+    return codec.encode(batch["src"]), codec.encode(batch["tgt"]), model.null_condition(2)
+
+
 def test_edit_weighted_loss_is_the_weighted_mean_and_reaches_the_training_loss() -> None:
     model = build_tiny(spatial_cue=False, edit_loss_weight=10.0)
     assert model.config.edit_loss_weight == 10.0
     diffusion = model.diffusion
-    batch = make_batch(2)
-    src = diffusion.codec.encode(batch["src"])
-    tgt = diffusion.codec.encode(batch["tgt"])
-    cond = model.null_condition(2)
+    src, tgt, cond = _dm_loss_inputs(model)
     weight = torch.ones(2, 1, *src.shape[-2:])
     weight[:, :, :2] = 5.0
     torch.manual_seed(0)
@@ -465,10 +469,7 @@ def test_l1_dm_loss_is_the_weighted_mean_absolute_error_and_reaches_the_model() 
     model = build_tiny(spatial_cue=False, dm_loss="l1")
     assert model.config.dm_loss == "l1"
     diffusion = model.diffusion
-    batch = make_batch(2)
-    src = diffusion.codec.encode(batch["src"])
-    tgt = diffusion.codec.encode(batch["tgt"])
-    cond = model.null_condition(2)
+    src, tgt, cond = _dm_loss_inputs(model)
     weight = torch.ones(2, 1, *src.shape[-2:])
     weight[:, :, :3] = 4.0
     captured: list[torch.Tensor] = []
