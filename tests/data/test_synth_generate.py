@@ -199,3 +199,59 @@ def test_cli_generate_end_to_end_and_refusal(tmp_path: Path) -> None:
     lines = [line for line in refused.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "not empty" in lines[0] and "--force" in lines[0]
     assert "Traceback" not in refused.stderr
+
+
+def test_sample_of_rebuilds_every_record_byte_for_byte(dataset: Path) -> None:
+    """``sample_of`` (the benchmarks' way back from a record to its scene) makes the same random
+    choices as generation: the scene renders the stored source and target exactly."""
+    from reasonbrain.data.synth.generate import plan, sample_of
+    from reasonbrain.data.synth.scene import AFFECTED
+
+    specs = {s.id: s for s in plan(PARAMS)}
+    for split in ("val", "test"):
+        for rec in read_manifest(dataset / f"{split}.jsonl"):
+            family, scene, instr = sample_of(specs[rec.id], PARAMS.size, PARAMS.seed)
+            assert instr.text == rec.instruction
+            src = np.asarray(Image.open(dataset / rec.src_image).convert("RGB"))
+            tgt = np.asarray(Image.open(dataset / rec.tgt_image).convert("RGB"))
+            assert np.array_equal(np.asarray(scene.render()[0]), src)
+            assert np.array_equal(np.asarray(scene.render({AFFECTED: family.after})[0]), tgt)
+
+
+def test_verifier_ceiling_finds_the_outcomes_the_source_allows(
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """benchmarks/verifier_ceiling.py: the true outcome is always among the consistent ones,
+    the oracle scores 100 %, and a dataset the generator cannot re-render is refused."""
+    import json
+    import shutil
+
+    from benchmarks.verifier_ceiling import consistent_outcomes, main
+    from reasonbrain.data.synth.generate import plan, sample_of
+
+    specs = {s.id: s for s in plan(PARAMS)}
+    rec = next(iter(read_manifest(dataset / "test.jsonl")))
+    family, scene, _ = sample_of(specs[rec.id], PARAMS.size, PARAMS.seed)
+    outcomes, distinct = consistent_outcomes(scene, family.after, grid=21)
+    tgt = np.asarray(Image.open(dataset / rec.tgt_image).convert("RGB"))
+    assert 1 <= distinct <= len(outcomes)
+    assert any(np.array_equal(o, tgt) for o in outcomes)
+
+    assert main(["--data", str(dataset), "--split", "val", "--grid", "11"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n"] == N_FAM and out["accuracy"]["oracle"] == 1.0
+    assert 0.0 <= out["accuracy"]["conditional_mean"] <= 1.0
+
+    tampered = tmp_path / "ds"
+    shutil.copytree(dataset, tampered)
+    first = next(iter(read_manifest(tampered / "val.jsonl")))
+    Image.new("RGB", src_size(tampered / first.src_image), "grey").save(tampered / first.src_image)
+    assert main(["--data", str(tampered), "--split", "val", "--grid", "11"]) == 2
+    err = capsys.readouterr().err
+    assert first.id in err and "regenerate" in err and "Traceback" not in err
+
+
+def src_size(path: Path) -> tuple[int, int]:
+    """The pixel size of an image file."""
+    with Image.open(path) as im:
+        return im.size

@@ -33,8 +33,16 @@ from reasonbrain.data.prepare import DatasetSummary
 from reasonbrain.data.schema import SPLITS, Record, atomic_write_text, manifest_path, write_manifest
 from reasonbrain.data.staging import staged_dir
 from reasonbrain.data.synth.families import FAMILIES, families_in, resolve_wrong
-from reasonbrain.data.synth.instructions import compose, full_name
-from reasonbrain.data.synth.scene import AFFECTED, SLOT_NAMES, TWIN, affected_mask, sample_scene
+from reasonbrain.data.synth.family import Family
+from reasonbrain.data.synth.instructions import Instruction, compose, full_name
+from reasonbrain.data.synth.scene import (
+    AFFECTED,
+    SLOT_NAMES,
+    TWIN,
+    Scene,
+    affected_mask,
+    sample_scene,
+)
 
 FORMAT_VERSION = 1
 HOLDOUTS: tuple[str, ...] = ("seen", "phrasing", "combination")
@@ -114,8 +122,11 @@ def _save(img: Image.Image, root: Path, rel: str) -> str:
     return rel
 
 
-def render_sample(spec: SampleSpec, root: Path, size: int, seed: int) -> dict[str, Any]:
-    """Render and write one sample's images; return its manifest record as a dict."""
+def sample_of(spec: SampleSpec, size: int, seed: int) -> tuple[Family, Scene, Instruction]:
+    """The family, scene and instruction of a planned sample (nothing is rendered or written).
+
+    Every random choice of the sample is made here, from its own RNG, in a fixed order.
+    """
     split_code = SPLITS.index(spec.split)
     rng = np.random.default_rng(
         np.random.SeedSequence([_seed_entropy(seed), split_code, spec.index])
@@ -127,8 +138,13 @@ def render_sample(spec: SampleSpec, root: Path, size: int, seed: int) -> dict[st
         choices = family.train_colours()
         colour = choices[int(rng.integers(len(choices)))]
     scene = sample_scene(family, colour, size, rng)
+    return family, scene, compose(family, scene.objects[AFFECTED], spec.holdout, rng)
+
+
+def render_sample(spec: SampleSpec, root: Path, size: int, seed: int) -> dict[str, Any]:
+    """Render and write one sample's images; return its manifest record as a dict."""
+    family, scene, instr = sample_of(spec, size, seed)
     affected = scene.objects[AFFECTED]
-    instr = compose(family, affected, spec.holdout, rng)
 
     src, boxes = scene.render()
     tgt, _ = scene.render({AFFECTED: family.after})
