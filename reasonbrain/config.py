@@ -103,6 +103,10 @@ class ValidateParams(StrictModel):
     report: Path = Path("reports/validation.json")
 
 
+#: resolutions of the tiny UNet (16, 8 and 4 latent positions at 32 px): model.unet_channels
+TINY_UNET_LEVELS = 3
+
+
 # ---------------------------------------------------------------------------------- profiles
 #: What the paper preset uses for every key a params file leaves out (``params.paper.yaml``
 #: writes it all out). The keys marked "IP2P" follow InstructPix2Pix (Brooks et al. 2023), the
@@ -117,6 +121,8 @@ PAPER_PROFILE: dict[str, dict[str, Any]] = {
         "null_text": "empty_prompt",  # IP2P: the unconditional text is the encoding of ""
         "edit_loss_weight": 0.0,  # IP2P's plain MSE
         "pooled_cond_embedding": False,  # tiny-only addition: the UNet has no such embedding
+        "unet_channels": None,  # tiny-only: the pretrained UNet's own architecture
+        "unet_layers_per_block": None,
         "dm_loss": "mse",  # the paper's L_DM (IP2P)
     },
     "train": {
@@ -204,12 +210,27 @@ class ModelParams(StrictModel):
         description="L_DM's distance: mse (the paper's, IP2P's; x0 prediction → conditional mean) "
         "or l1 (→ conditional median: an uncertain pixel takes one value instead of a blend)",
     )
+    timestep_logit_mean: float | None = Field(
+        None,
+        description="L_DM's training timesteps: null = uniform (DDPM, IP2P); a number = SD3's "
+        "logit-normal density with this mean (> 0 favours noisy timesteps, where the x0 "
+        "prediction must come from the condition)",
+    )
+    timestep_logit_std: float = Field(1.0, gt=0, description="std of the logit-normal timesteps")
     pooled_cond_embedding: bool = Field(
         False,
         description="tiny preset: the conditioning sequence, attention-pooled and projected, is "
         "added to the UNet's timestep embedding (diffusers addition_embed_type='text'), so "
         "every ResNet block at every resolution sees the instruction, not only the two "
         "cross-attention levels",
+    )
+    unet_channels: list[int] | None = Field(
+        None,
+        description="tiny preset: the UNet's block_out_channels, one per resolution (16, 8, 4 "
+        "latent positions at 32 px), each a multiple of 32; null = the preset's [32, 64, 128]",
+    )
+    unet_layers_per_block: int | None = Field(
+        None, ge=1, description="tiny preset: ResNet layers per UNet block; null = the preset's 1"
     )
     edit_loss_weight: float = Field(
         10.0,
@@ -241,6 +262,14 @@ class ModelParams(StrictModel):
 
     @model_validator(mode="after")
     def _possible(self) -> ModelParams:
+        channels = self.unet_channels
+        if channels is not None and (
+            len(channels) != TINY_UNET_LEVELS or any(c <= 0 or c % 32 for c in channels)
+        ):
+            raise ValueError(
+                f"model.unet_channels {channels} must be {TINY_UNET_LEVELS} positive multiples "
+                "of 32 (the UNet's group norm has 32 groups), e.g. [64, 64, 128]"
+            )
         if self.preset != "paper":
             return self
         size = self.image_size
@@ -250,11 +279,20 @@ class ModelParams(StrictModel):
                 f"{PAPER_MIN_IMAGE_SIZE} and a multiple of {PAPER_SIZE_MULTIPLE}, e.g. 256 or "
                 "512): use params.paper.yaml or set model.image_size=256"
             )
-        for key in ("spatial_cue", "ip2p_spatial_cue", "source_residual", "pooled_cond_embedding"):
+        tiny_only = (
+            "spatial_cue",
+            "ip2p_spatial_cue",
+            "source_residual",
+            "pooled_cond_embedding",
+            "unet_channels",
+            "unet_layers_per_block",
+        )
+        for key in tiny_only:
             if getattr(self, key):
+                off = "null" if key.startswith("unet_") else "false"
                 raise ValueError(
                     f"model.{key} is a tiny-preset addition the pretrained UNet cannot take: "
-                    f"set model.{key}=false (params.paper.yaml does)"
+                    f"set model.{key}={off} (params.paper.yaml does)"
                 )
         return self
 

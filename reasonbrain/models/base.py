@@ -166,6 +166,7 @@ class EditModel(nn.Module):
             spatial=spatial,
             weight=weight,
             distance=self.config.dm_loss,
+            timestep_logit=self._timestep_logit(),
         )
         loss_mllm = conditioning.loss_mllm
         if loss_mllm is None:
@@ -178,6 +179,12 @@ class EditModel(nn.Module):
         return EditModelOutput(
             loss, loss_mllm.detach(), loss_dm.detach(), drop_text, drop_image, loss_ground
         )
+
+    def _timestep_logit(self) -> tuple[float, float] | None:
+        c = self.config
+        if c.timestep_logit_mean is None:
+            return None
+        return (c.timestep_logit_mean, c.timestep_logit_std)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters by kind, for per-group learning rates.

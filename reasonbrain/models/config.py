@@ -128,6 +128,10 @@ class ReasonBrainConfig(BaseModel):
     dm_loss: Literal["mse", "l1"] = Field(
         "mse", description="L_DM's distance (reasonbrain.models.diffusion.DiffusionBackbone.loss)"
     )
+    timestep_logit_mean: float | None = Field(
+        None, description="L_DM timesteps: null = uniform; a number = logit-normal with this mean"
+    )
+    timestep_logit_std: float = Field(1.0, gt=0, description="std of the logit-normal timesteps")
     source_residual: bool = Field(
         False, description="x0 = source latent + UNet output (prediction_type=sample only)"
     )

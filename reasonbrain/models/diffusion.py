@@ -177,9 +177,15 @@ class DiffusionBackbone(nn.Module):
         spatial: torch.Tensor | None = None,
         weight: torch.Tensor | None = None,
         distance: str = "mse",
+        timestep_logit: tuple[float, float] | None = None,
     ) -> torch.Tensor:
         """L_DM: MSE (or L1) between the UNet output and the prediction target at random
         timesteps.
+
+        ``timestep_logit`` (``model.timestep_logit_mean`` / ``_std``): ``None`` draws timesteps
+        uniformly (DDPM); ``(mean, std)`` draws them from SD3's logit-normal density
+        (diffusers' ``compute_density_for_timestep_sampling``). A positive mean favours noisy
+        timesteps, where an x0 prediction has to come from the condition, not from ``x_t``.
 
         ``weight`` (broadcastable to the latent, e.g. :func:`edit_weight_map`) weights each
         error; the loss is then the weighted mean. ``distance="l1"`` (``model.dm_loss``): the
@@ -193,7 +199,20 @@ class DiffusionBackbone(nn.Module):
         dev = target_latent.device
         noise = torch.randn(target_latent.shape, generator=generator, device=dev)
         n_t = self.train_scheduler.config.num_train_timesteps
-        t = torch.randint(0, n_t, (b,), generator=generator, device=dev)
+        if timestep_logit is None:
+            t = torch.randint(0, n_t, (b,), generator=generator, device=dev)
+        else:
+            from diffusers.training_utils import compute_density_for_timestep_sampling
+
+            u = compute_density_for_timestep_sampling(
+                "logit_normal",
+                b,
+                logit_mean=timestep_logit[0],
+                logit_std=timestep_logit[1],
+                device=dev,
+                generator=generator,
+            )
+            t = (u * n_t).long().clamp_(0, n_t - 1)
         noisy = self.train_scheduler.add_noise(target_latent, noise, t)
         pred = self.predict(noisy, t, src_latent, cond, spatial)
         if self.prediction_type == "epsilon":

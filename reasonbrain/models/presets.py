@@ -55,6 +55,8 @@ def _common(params: ModelParams) -> dict[str, Any]:
         "loss_weight_dm": params.loss_weight_dm,
         "edit_loss_weight": params.edit_loss_weight,
         "dm_loss": params.dm_loss,
+        "timestep_logit_mean": params.timestep_logit_mean,
+        "timestep_logit_std": params.timestep_logit_std,
         "null_text": params.null_text,
     }
 
@@ -140,8 +142,8 @@ def tiny_config(
         "out_channels": latent,
         "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
         "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
-        "block_out_channels": [32, 64, 128],
-        "layers_per_block": 1,
+        "block_out_channels": list(params.unet_channels or [32, 64, 128]),
+        "layers_per_block": params.unet_layers_per_block or 1,
         "cross_attention_dim": 64,
         "attention_head_dim": 4,
         "norm_num_groups": 32,

@@ -220,6 +220,7 @@ def test_dropout_replaces_cond_with_null_and_zeroes_source(
         spatial: Any = None,
         weight: Any = None,
         distance: str = "mse",
+        timestep_logit: Any = None,
     ) -> Any:
         seen["src"], seen["cond"], seen["spatial"] = src, cond, spatial
         return tgt.sum() * 0
@@ -461,6 +462,42 @@ def test_pooled_cond_embedding_feeds_the_instruction_to_every_resnet_block(tmp_p
     assert torch.equal(
         loaded.diffusion.unet.add_embedding.proj.weight, unet.add_embedding.proj.weight
     )
+
+
+def test_logit_normal_timesteps_favour_noisy_steps_and_reach_the_model() -> None:
+    """model.timestep_logit_mean: L_DM's timesteps follow SD3's logit-normal density (mean 3 →
+    almost all above 800 of 1000); null keeps DDPM's uniform draw; the forward pass uses it."""
+    model = build_tiny(spatial_cue=False, timestep_logit_mean=3.0, timestep_logit_std=0.5)
+    diffusion = model.diffusion
+    seen: list[torch.Tensor] = []
+    diffusion.unet.register_forward_hook(lambda m, args, out: seen.append(args[1].clone()))
+    src, tgt, cond = _dm_loss_inputs(model)
+    rep = [x.repeat_interleave(64, dim=0) for x in (tgt, src, cond)]
+    with torch.no_grad():
+        diffusion.loss(*rep, timestep_logit=(3.0, 0.5))
+        diffusion.loss(*rep)
+        model(make_batch(2, model=model))
+    skewed, uniform, forward = seen
+    assert skewed.min() >= 800 and skewed.max() <= 999
+    assert uniform.min() < 300 and uniform.max() > 700  # 128 uniform draws span the range
+    assert forward.min() >= 700
+
+
+def test_unet_width_and_depth_are_params_and_survive_save_load(tmp_path: Any) -> None:
+    """model.unet_channels / model.unet_layers_per_block size the tiny UNet (null = the preset's
+    [32, 64, 128] × 1); a saved wider model loads back into the same architecture."""
+    from reasonbrain.models.checkpoint import from_pretrained
+
+    default = build_tiny(spatial_cue=False).diffusion.unet.config
+    assert list(default.block_out_channels) == [32, 64, 128] and default.layers_per_block == 1
+    model = build_tiny(spatial_cue=False, unet_channels=[64, 64, 128], unet_layers_per_block=2)
+    unet = model.diffusion.unet
+    assert list(unet.config.block_out_channels) == [64, 64, 128]
+    assert len(unet.down_blocks[0].resnets) == 2 and unet.conv_in.out_channels == 64
+    model.save_pretrained(tmp_path / "m", params_hash="test", data_version="none")
+    loaded = from_pretrained(tmp_path / "m").diffusion.unet
+    assert list(loaded.config.block_out_channels) == [64, 64, 128]
+    assert torch.equal(loaded.conv_in.weight, unet.conv_in.weight)
 
 
 def test_l1_dm_loss_is_the_weighted_mean_absolute_error_and_reaches_the_model() -> None:

@@ -71,6 +71,18 @@ def test_params_yaml_stays_the_tiny_demo() -> None:
             ],
             "model.pooled_cond_embedding is a tiny-preset addition",
         ),
+        (
+            [
+                "model.preset=paper",
+                "model.image_size=256",
+                "model.spatial_cue=false",
+                "model.source_residual=false",
+                "model.unet_channels=[64,128,256]",
+            ],
+            "set model.unet_channels=null",
+        ),
+        (["model.unet_channels=[32,64]"], "must be 3 positive multiples of 32"),
+        (["model.unet_channels=[48,64,128]"], "must be 3 positive multiples of 32"),
     ],
 )
 def test_impossible_paper_combinations_are_one_line(sets: list[str], needle: str) -> None:
