@@ -146,4 +146,12 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from reasonbrain.errors import ReasonBrainError
+
+    try:
+        main()
+    except ReasonBrainError as err:  # a wrong --model / --params: one line, exit 2
+        print(f"error: {err.one_line()}", file=sys.stderr)
+        raise SystemExit(err.exit_code) from None
