@@ -35,7 +35,11 @@ def _pct(values: list[float]) -> list[float] | None:
 
 def edit_left(data: Path, split: str, run: Path, config: VerifierConfig) -> dict[str, Any]:
     """``edit_ratio`` and background error of every scored sample of ``run`` (a ``split``
-    evaluation of the dataset ``data``) that has a mask and an image."""
+    evaluation of the dataset ``data``) that has a mask and an image.
+
+    Not ``evaluation.protocols.load_refs``: it loads the mask only for records with
+    counterfactuals (the ``reasonsynth`` protocol), and training records have none.
+    """
     records = {r.id: r for r in read_manifest(data / f"{split}.jsonl")}
     ratios: list[float] = []
     background: list[float] = []

@@ -42,11 +42,12 @@ from typing import Any
 import numpy as np
 
 from reasonbrain.config import SynthParams
-from reasonbrain.data.schema import Record, read_manifest
+from reasonbrain.data.schema import read_manifest
 from reasonbrain.data.synth.canvas import UNITS
 from reasonbrain.data.synth.generate import plan, sample_of
 from reasonbrain.data.synth.scene import AFFECTED, Scene
-from reasonbrain.evaluation.images import FloatImage, load_mask, load_rgb, to_array
+from reasonbrain.evaluation.images import FloatImage, to_array
+from reasonbrain.evaluation.protocols import SampleRefs, load_refs
 from reasonbrain.evaluation.verifier import Verdict, VerifierConfig, verify
 
 PREDICTORS = ("conditional_mean", "conditional_median", "perfect_sampler", "oracle")
@@ -79,14 +80,13 @@ def consistent_outcomes(scene: Scene, after: Any, grid: int) -> tuple[list[np.nd
 
 
 def score_predictors(
-    root: Path, rec: Record, outcomes: list[np.ndarray], cfg: VerifierConfig
+    refs: SampleRefs, outcomes: list[np.ndarray], cfg: VerifierConfig
 ) -> dict[str, list[Verdict]]:
     """The verifier's verdicts on each predictor of the module docstring for one record."""
-    meta = rec.meta or {}
-    src = to_array(load_rgb(root / rec.src_image))
-    tgt = to_array(load_rgb(root / rec.tgt_image))
-    cfs = {k: to_array(load_rgb(root / v)) for k, v in meta["counterfactuals"].items()}
-    mask = load_mask(root / meta["mask"])
+    assert refs.target is not None and refs.mask is not None  # a ReasonSynth record's refs
+    src, tgt = to_array(refs.source), to_array(refs.target)
+    cfs = {k: to_array(v) for k, v in refs.counterfactuals.items()}
+    mask = refs.mask
     stack = np.stack([o.astype(np.float32) / 255.0 for o in outcomes])
 
     def score(output: FloatImage) -> Verdict:
@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     for rec in records:
         spec = specs.get(rec.id)
         rebuilt = sample_of(spec, params.size, params.seed) if spec else None
-        src_img = np.asarray(load_rgb(args.data / rec.src_image))
+        refs = load_refs(rec, args.data)  # what the evaluation compares with, loaded its way
+        src_img = np.asarray(refs.source)
         if rebuilt is None or not np.array_equal(np.asarray(rebuilt[1].render()[0]), src_img):
             print(
                 f"error: {rec.id}: the generator does not re-render this source; the dataset "
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         family, scene, _ = rebuilt
         outcomes, distinct = consistent_outcomes(scene, family.after, args.grid)
         distinct_counts.append(distinct)
-        verdicts = score_predictors(args.data, rec, outcomes, cfg)
+        verdicts = score_predictors(refs, outcomes, cfg)
         for name, vs in verdicts.items():
             acc = float(np.mean([bool(v.correct) for v in vs]))
             correct[name].append(acc)

@@ -40,6 +40,12 @@ from reasonbrain.models.weights import PretrainedParts, load_pretrained
 _ABLATIONS = ("use_patch_branch", "use_region_branch", "use_id_controller", "use_cme")
 
 
+#: the tiny UNet's width per resolution and depth when model.unet_channels /
+#: model.unet_layers_per_block are null
+TINY_UNET_CHANNELS: tuple[int, ...] = (32, 64, 128)
+TINY_UNET_LAYERS_PER_BLOCK = 1
+
+
 def _common(params: ModelParams) -> dict[str, Any]:
     return {
         "kind": params.kind,
@@ -142,8 +148,8 @@ def tiny_config(
         "out_channels": latent,
         "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
         "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
-        "block_out_channels": list(params.unet_channels or [32, 64, 128]),
-        "layers_per_block": params.unet_layers_per_block or 1,
+        "block_out_channels": list(params.unet_channels or TINY_UNET_CHANNELS),
+        "layers_per_block": params.unet_layers_per_block or TINY_UNET_LAYERS_PER_BLOCK,
         "cross_attention_dim": 64,
         "attention_head_dim": 4,
         "norm_num_groups": 32,
