@@ -41,10 +41,15 @@ def edit_left(data: Path, split: str, run: Path, config: VerifierConfig) -> dict
     counterfactuals (the ``reasonsynth`` protocol), and training records have none.
     """
     records = {r.id: r for r in read_manifest(data / f"{split}.jsonl")}
+    rows = [json.loads(line) for line in (run / "samples.jsonl").read_text("utf-8").splitlines()]
+    if rows and not any(row.get("id") in records for row in rows):
+        raise ValueError(
+            f"{run} scores none of the {len(records)} records of {split}.jsonl in {data}: "
+            "pair each evaluation with the split it evaluated (SPLIT=EVAL_DIR)"
+        )
     ratios: list[float] = []
     background: list[float] = []
-    for line in (run / "samples.jsonl").read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
+    for row in rows:
         rec = records.get(row["id"])
         mask_rel = ((rec.meta or {}).get("mask") if rec else None) or None
         if rec is None or not row.get("image") or mask_rel is None:
@@ -89,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.data / f"{split}.jsonl").is_file():
             print(f"error: no {split}.jsonl in {args.data} (--run {spec!r})", file=sys.stderr)
             return 2
-        result["runs"][spec] = edit_left(args.data, split, where, config)
+        try:
+            result["runs"][spec] = edit_left(args.data, split, where, config)
+        except ValueError as err:
+            print(f"error: --run {spec!r}: {err}", file=sys.stderr)
+            return 2
     print(json.dumps(result))
     return 0
 

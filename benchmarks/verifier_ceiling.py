@@ -131,7 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     for rec in records:
         spec = specs.get(rec.id)
         rebuilt = sample_of(spec, params.size, params.seed) if spec else None
-        refs = load_refs(rec, args.data)  # what the evaluation compares with, loaded its way
+        try:
+            refs = load_refs(rec, args.data)  # what the evaluation compares with, loaded its way
+        except OSError as err:  # a missing or unreadable image (PIL raises OSError subclasses)
+            print(
+                f"error: {rec.id}: cannot read its reference images ({err}); the dataset is "
+                f"incomplete: regenerate it (`reasonbrain data prepare`)",
+                file=sys.stderr,
+            )
+            return 2
         src_img = np.asarray(refs.source)
         if rebuilt is None or not np.array_equal(np.asarray(rebuilt[1].render()[0]), src_img):
             print(

@@ -250,6 +250,11 @@ def test_verifier_ceiling_finds_the_outcomes_the_source_allows(
     err = capsys.readouterr().err
     assert first.id in err and "regenerate" in err and "Traceback" not in err
 
+    (tampered / first.tgt_image).unlink()  # a missing reference image: one line, not a traceback
+    assert main(["--data", str(tampered), "--split", "val", "--grid", "11"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and first.id in err[0] and "cannot read" in err[0]
+
 
 def src_size(path: Path) -> tuple[int, int]:
     """The pixel size of an image file."""

@@ -56,3 +56,14 @@ def test_a_wrong_run_is_one_line(
     assert main(["--data", str(dataset), "--run", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("error: --run") for line in err)
+
+
+def test_a_run_of_another_split_is_an_error_not_zero_samples(
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    val_run = _run(dataset, "val", tmp_path / "val-run", "tgt")
+    assert main(["--data", str(dataset), "--run", f"train={val_run}"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "scores none of the" in err[0] and "train.jsonl" in err[0]
