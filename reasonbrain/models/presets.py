@@ -77,6 +77,28 @@ def _scheduler(prediction_type: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ tiny
+def tiny_unet_config(params: ModelParams, spatial: bool) -> dict[str, Any]:
+    """The tiny denoiser: a diffusers ``UNet2DConditionModel`` config over the 2× space-to-depth
+    latent (12 channels at half the image side), cross-attending to a 64-wide conditioning
+    sequence at its two coarser levels; ``spatial`` adds the grounding cue's input channel."""
+    latent = 3 * 4
+    unet: dict[str, Any] = {
+        "sample_size": params.image_size // 2,
+        "in_channels": 2 * latent + int(spatial),
+        "out_channels": latent,
+        "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+        "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+        "block_out_channels": list(params.unet_channels or TINY_UNET_CHANNELS),
+        "layers_per_block": params.unet_layers_per_block or TINY_UNET_LAYERS_PER_BLOCK,
+        "cross_attention_dim": 64,
+        "attention_head_dim": 4,
+        "norm_num_groups": 32,
+    }
+    if params.pooled_cond_embedding:  # diffusers' TextTimeEmbedding: attention-pooled condition
+        unet |= {"addition_embed_type": "text", "addition_embed_type_num_heads": 4}
+    return unet
+
+
 def tiny_config(
     params: ModelParams, tokenizer: Any, objects: Sequence[str] = ()
 ) -> ReasonBrainConfig:
@@ -133,7 +155,6 @@ def tiny_config(
         "image_seq_length": 64,
         "projector_hidden_act": "gelu",
     }
-    latent = 3 * 4
     # the grounding head needs patch tokens and phrase tokens (off for the ablations without
     # them); the ip2p baseline gets it only when asked (model.ip2p_spatial_cue)
     spatial = (
@@ -142,20 +163,7 @@ def tiny_config(
         and params.use_patch_branch
         and params.use_id_controller
     ) or (params.kind == "ip2p" and params.ip2p_spatial_cue)
-    unet = {
-        "sample_size": size // 2,
-        "in_channels": 2 * latent + int(spatial),
-        "out_channels": latent,
-        "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
-        "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
-        "block_out_channels": list(params.unet_channels or TINY_UNET_CHANNELS),
-        "layers_per_block": params.unet_layers_per_block or TINY_UNET_LAYERS_PER_BLOCK,
-        "cross_attention_dim": 64,
-        "attention_head_dim": 4,
-        "norm_num_groups": 32,
-    }
-    if params.pooled_cond_embedding:  # diffusers' TextTimeEmbedding: attention-pooled condition
-        unet |= {"addition_embed_type": "text", "addition_embed_type_num_heads": 4}
+    unet = tiny_unet_config(params, spatial)
     return ReasonBrainConfig(
         **_common(params),
         frce_dim=64,

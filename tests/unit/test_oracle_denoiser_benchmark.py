@@ -1,0 +1,68 @@
+"""benchmarks/oracle_denoiser.py: the tiny UNet drawing outcomes under oracle conditioning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks.oracle_denoiser import OracleDenoiser, Split, edit_left, main
+from reasonbrain.config import SynthParams
+from reasonbrain.data.synth import FAMILIES, generate_dataset
+from reasonbrain.evaluation.verifier import VerifierConfig
+
+N = len(FAMILIES)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("oracle") / "ds"
+    generate_dataset(out, SynthParams(n_train=N, n_val=N, n_test=0, workers=1), progress=False)
+    return out
+
+
+class _Answer(OracleDenoiser):
+    """Outputs a fixed latent whatever it is given: the scorer's reference points."""
+
+    def __init__(self, latent: torch.Tensor) -> None:
+        torch.nn.Module.__init__(self)
+        self.down, self.up = torch.nn.PixelUnshuffle(2), torch.nn.PixelShuffle(2)
+        self.latent = latent
+
+    def forward(self, source, mask, family, g):  # type: ignore[no-untyped-def]
+        return self.latent[: source.shape[0]]
+
+
+def test_the_scorer_is_the_verifiers_criterion_2(dataset: Path) -> None:
+    families = sorted(f.name for f in FAMILIES)
+    val = Split(dataset, "val", families)
+    config = VerifierConfig()
+    perfect = edit_left(_Answer(torch.nn.PixelUnshuffle(2)(val.target)), val, config)
+    idle = edit_left(_Answer(torch.nn.PixelUnshuffle(2)(val.source)), val, config)
+    assert perfect == {"median_left": 0.0, "within_bound": 1.0}
+    assert idle == {"median_left": 1.0, "within_bound": 0.0}
+
+
+@pytest.mark.slow
+def test_it_learns_to_draw_and_reports_a_curve(
+    dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--data", str(dataset), "--steps", "80", "--eval-every", "20", "--eval-n", str(N)]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    summary = json.loads(lines[-1])
+    curve = summary["curve"]
+    assert [p["step"] for p in curve] == [20, 40, 60, 80]
+    assert [json.loads(line) for line in lines[:-1]] == curve  # progress lines = the curve
+    assert summary["unet_parameters"] > 1_000_000 and summary["noise"] == "pure"
+    # 80 steps on N samples: the share of the edit left falls on the samples it trains on
+    assert curve[-1]["train"]["median_left"] < curve[0]["train"]["median_left"] - 0.05
+
+
+def test_bad_data_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--data", str(tmp_path / "missing"), "--steps", "1"]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert captured.out == "" and len(err) == 1 and err[0].startswith("error: --data")
