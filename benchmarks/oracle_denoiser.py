@@ -8,7 +8,8 @@ the tiny preset's own UNet (``presets.tiny_unet_config``, default architecture o
 cross-attention token and the record's true mask as the grounding-cue channel — on the job of
 the first DDIM step only: predict the target from the source (``source_residual``) and pure
 noise at the top timestep, with the product's edit-weighted MSE (``edit_weight_map``,
-``model.edit_loss_weight`` 10). No MLLM, no QFormer, no other timesteps: every optimiser step
+``model.edit_loss_weight`` 10), optimiser and learning-rate schedule (AdamW, warm-up +
+cosine). No MLLM, no QFormer, no other timesteps: every optimiser step
 goes to drawing, so the curve is an optimistic bound on what the full model can reach in the
 same number of steps.
 
@@ -32,13 +33,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from reasonbrain.config import ModelParams
+from reasonbrain.config import ModelParams, TrainParams
 from reasonbrain.data.schema import read_manifest
 from reasonbrain.errors import ReasonBrainError
 from reasonbrain.evaluation.images import load_mask, load_rgb, to_array
 from reasonbrain.evaluation.verifier import VerifierConfig, bounds_check
 from reasonbrain.models.diffusion import edit_weight_map
 from reasonbrain.models.presets import tiny_unet_config
+from reasonbrain.training.optim import build_scheduler
 
 TOP_TIMESTEP = 999
 EDIT_LOSS_WEIGHT = 10.0  # params.yaml model.edit_loss_weight
@@ -159,8 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     model = OracleDenoiser(len(families), params, args.noise == "pure")
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-    warmup = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 50))
+    train_params = TrainParams(max_steps=args.steps, lr=args.lr)  # the product's schedule
+    opt = torch.optim.AdamW(
+        model.parameters(),
+        lr=args.lr,
+        betas=train_params.betas,
+        weight_decay=train_params.weight_decay,
+    )
+    schedule = build_scheduler(opt, train_params)  # warm-up, cosine to min_lr_ratio
     config = VerifierConfig()
     rng = np.random.default_rng(args.seed)
     g = torch.Generator().manual_seed(args.seed)
@@ -175,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        warmup.step()
+        schedule.step()
         if step % args.eval_every == 0 or step == args.steps:
             point: dict[str, Any] = {"step": step, "seconds": round(time.perf_counter() - t0, 1)}
             point |= {k: edit_left(model, s, config) for k, s in probe.items()}

@@ -25,21 +25,22 @@ import numpy as np
 
 from reasonbrain.data.schema import Record, read_manifest
 from reasonbrain.evaluation.adversarial import ADVERSARIES, BENIGN, Case, to_image
-from reasonbrain.evaluation.images import BoolMask, FloatImage, load_mask, load_rgb, to_array
+from reasonbrain.evaluation.images import BoolMask, FloatImage, load_rgb, to_array
+from reasonbrain.evaluation.protocols import load_refs
 from reasonbrain.evaluation.verifier import Verdict, VerifierConfig, verify
 
 
 def _cases(root: Path, split: str) -> Iterator[tuple[Record, Case, BoolMask]]:
+    """The split's verifiable records, their references loaded as the evaluation loads them
+    (``protocols.load_refs``: paths kept inside the dataset, the mask at the target's size)."""
     for i, rec in enumerate(read_manifest(root / f"{split}.jsonl")):
-        meta = rec.meta or {}
-        if "counterfactuals" not in meta:
+        if "counterfactuals" not in (rec.meta or {}):
             continue
-        cfs = {k: to_array(load_rgb(root / v)) for k, v in meta["counterfactuals"].items()}
-        src, tgt = (
-            to_array(load_rgb(root / rec.src_image)),
-            to_array(load_rgb(root / rec.tgt_image)),
-        )
-        yield rec, Case(src, tgt, cfs, i), load_mask(root / meta["mask"])
+        refs = load_refs(rec, root)
+        if refs.target is None or refs.mask is None:
+            continue
+        cfs = {k: to_array(v) for k, v in refs.counterfactuals.items()}
+        yield rec, Case(to_array(refs.source), to_array(refs.target), cfs, i), refs.mask
 
 
 def _pct(values: list[float]) -> list[float] | None:
