@@ -93,14 +93,14 @@ def _score(
     return _summary(verdicts)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--split", default="test")
     ap.add_argument("--runs", type=Path, action="append", default=[], help="evaluation out dirs")
     ap.add_argument("--edit-bound", type=float, default=VerifierConfig.edit_bound)
     ap.add_argument("--background-bound", type=float, default=VerifierConfig.background_bound)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     config = VerifierConfig(edit_bound=args.edit_bound, background_bound=args.background_bound)
     cases = list(_cases(args.data, args.split))
     result: dict[str, Any] = {
