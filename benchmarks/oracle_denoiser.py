@@ -93,7 +93,9 @@ class OracleDenoiser(nn.Module):
 
 
 @torch.no_grad()
-def edit_left(model: OracleDenoiser, split: Split, config: VerifierConfig) -> dict[str, float]:
+def score_edit_left(
+    model: OracleDenoiser, split: Split, config: VerifierConfig
+) -> dict[str, float]:
     """Median share of the edit left (criterion 2) and the share of samples within the bound."""
     g = torch.Generator().manual_seed(1)
     ratios: list[float] = []
@@ -186,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         schedule.step()
         if step % args.eval_every == 0 or step == args.steps:
             point: dict[str, Any] = {"step": step, "seconds": round(time.perf_counter() - t0, 1)}
-            point |= {k: edit_left(model, s, config) for k, s in probe.items()}
+            point |= {k: score_edit_left(model, s, config) for k, s in probe.items()}
             curve.append(point)
             print(json.dumps(point), flush=True)
     print(

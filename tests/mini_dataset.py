@@ -37,3 +37,15 @@ def make_mini_dataset(root: Path, n_per_split: int = 3, size: int = 32) -> Path:
             k += 1
         write_manifest(root / f"{split}.jsonl", recs)
     return root
+
+
+def reasonsynth_per_family(out: Path, train: bool = True, val: bool = True) -> Path:
+    """A real ReasonSynth dataset (the generator's files) with one record per family in each
+    requested split and no test split: what the benchmark scripts' tests score."""
+    from reasonbrain.config import SynthParams
+    from reasonbrain.data.synth import FAMILIES, generate_dataset
+
+    n = len(FAMILIES)
+    params = SynthParams(n_train=n * train, n_val=n * val, n_test=0, workers=1)
+    generate_dataset(out, params, progress=False)
+    return out

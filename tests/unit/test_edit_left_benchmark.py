@@ -9,18 +9,16 @@ from pathlib import Path
 import pytest
 
 from benchmarks.edit_left import main
-from reasonbrain.config import SynthParams
 from reasonbrain.data.schema import read_manifest
-from reasonbrain.data.synth import FAMILIES, generate_dataset
+from reasonbrain.data.synth import FAMILIES
+from tests.mini_dataset import reasonsynth_per_family
 
 N = len(FAMILIES)
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("edit_left") / "ds"
-    generate_dataset(out, SynthParams(n_train=N, n_val=N, n_test=0, workers=1), progress=False)
-    return out
+    return reasonsynth_per_family(tmp_path_factory.mktemp("edit_left") / "ds")
 
 
 def _run(dataset: Path, split: str, out: Path, image: str) -> Path:

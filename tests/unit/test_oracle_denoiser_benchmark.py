@@ -8,19 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.oracle_denoiser import OracleDenoiser, Split, edit_left, main
-from reasonbrain.config import SynthParams
-from reasonbrain.data.synth import FAMILIES, generate_dataset
+from benchmarks.oracle_denoiser import OracleDenoiser, Split, main, score_edit_left
+from reasonbrain.data.synth import FAMILIES
 from reasonbrain.evaluation.verifier import VerifierConfig
+from tests.mini_dataset import reasonsynth_per_family
 
 N = len(FAMILIES)
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("oracle") / "ds"
-    generate_dataset(out, SynthParams(n_train=N, n_val=N, n_test=0, workers=1), progress=False)
-    return out
+    return reasonsynth_per_family(tmp_path_factory.mktemp("oracle") / "ds")
 
 
 class _Answer(OracleDenoiser):
@@ -39,8 +37,8 @@ def test_the_scorer_is_the_verifiers_criterion_2(dataset: Path) -> None:
     families = sorted(f.name for f in FAMILIES)
     val = Split(dataset, "val", families)
     config = VerifierConfig()
-    perfect = edit_left(_Answer(torch.nn.PixelUnshuffle(2)(val.target)), val, config)
-    idle = edit_left(_Answer(torch.nn.PixelUnshuffle(2)(val.source)), val, config)
+    perfect = score_edit_left(_Answer(torch.nn.PixelUnshuffle(2)(val.target)), val, config)
+    idle = score_edit_left(_Answer(torch.nn.PixelUnshuffle(2)(val.source)), val, config)
     assert perfect == {"median_left": 0.0, "within_bound": 1.0}
     assert idle == {"median_left": 1.0, "within_bound": 0.0}
 

@@ -9,17 +9,16 @@ from pathlib import Path
 import pytest
 
 from benchmarks.verifier_calibration import main
-from reasonbrain.config import SynthParams
 from reasonbrain.data.schema import read_manifest
-from reasonbrain.data.synth import FAMILIES, generate_dataset
+from reasonbrain.data.synth import FAMILIES
+from tests.mini_dataset import reasonsynth_per_family
 
 
 def test_near_perfect_outputs_pass_and_no_adversary_does(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = tmp_path / "ds"
+    data = reasonsynth_per_family(tmp_path / "ds", train=False)
     n = len(FAMILIES)
-    generate_dataset(data, SynthParams(n_train=0, n_val=n, n_test=0, workers=1), progress=False)
     run = tmp_path / "run"  # an evaluation whose outputs are the targets
     (run / "images").mkdir(parents=True)
     rows = []
