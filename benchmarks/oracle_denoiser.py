@@ -43,7 +43,6 @@ from reasonbrain.models.presets import tiny_unet_config
 from reasonbrain.training.optim import build_scheduler
 
 TOP_TIMESTEP = 999
-EDIT_LOSS_WEIGHT = 10.0  # params.yaml model.edit_loss_weight
 
 
 class Split:
@@ -65,6 +64,13 @@ class Split:
         masks = [load_mask(data / r.meta["mask"]) for r in records]  # type: ignore[index]
         self.mask = torch.from_numpy(np.stack(masks)).float()[:, None]
         self.family = torch.tensor([families.index(r.meta["family"]) for r in records])  # type: ignore[index]
+
+    def head(self, n: int) -> Split:
+        """The first ``n`` records (views, no copy, no re-read)."""
+        part = object.__new__(Split)
+        part.source, part.target = self.source[:n], self.target[:n]
+        part.mask, part.family = self.mask[:n], self.family[:n]
+        return part
 
 
 class OracleDenoiser(nn.Module):
@@ -147,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         train = Split(args.data, "train", families)
         probe = {
-            "train": Split(args.data, "train", families, args.eval_n),
+            "train": train.head(args.eval_n),
             "val": Split(args.data, "val", families, args.eval_n),
         }
         params = ModelParams(
@@ -180,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         idx = torch.from_numpy(rng.integers(0, len(train.family), args.batch_size))
         pred = model(train.source[idx], train.mask[idx], train.family[idx], g)
         target, src = model.down(train.target[idx]), model.down(train.source[idx])
-        loss = (edit_weight_map(src, target, EDIT_LOSS_WEIGHT) * (pred - target) ** 2).mean()
+        loss = (edit_weight_map(src, target, params.edit_loss_weight) * (pred - target) ** 2).mean()
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
