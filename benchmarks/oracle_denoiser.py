@@ -129,20 +129,35 @@ def score_edit_left(
     }
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="a ReasonSynth dataset directory")
-    ap.add_argument("--steps", type=int, default=3000)
-    ap.add_argument("--eval-every", type=int, default=600)
-    ap.add_argument("--eval-n", type=int, default=300, help="records scored per split")
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--steps", type=_positive, default=3000)
+    ap.add_argument("--eval-every", type=_positive, default=600)
+    ap.add_argument("--eval-n", type=_positive, default=300, help="records scored per split")
+    ap.add_argument("--batch-size", type=_positive, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--unet-channels", type=int, nargs=3, default=None, help="e.g. 64 128 256")
     ap.add_argument("--layers-per-block", type=int, default=None, help="ResNet layers per block")
     ap.add_argument("--noise", choices=["pure", "none"], default="pure", help="the UNet's x_t")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=_positive, default=1)
     args = ap.parse_args(argv)
+    try:
+        params = ModelParams(
+            unet_channels=args.unet_channels, unet_layers_per_block=args.layers_per_block
+        )
+    except ValueError as err:  # pydantic's ValidationError is a ValueError
+        reason = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+        print(f"error: --unet-channels / --layers-per-block: {reason}", file=sys.stderr)
+        return 2
     try:
         families = sorted(  # a val-only family gets an (untrained) token too
             {
@@ -152,15 +167,12 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         train = Split(args.data, "train", families)
+        if train.source.shape[-1] != params.image_size:
+            params = params.model_copy(update={"image_size": train.source.shape[-1]})
         probe = {
             "train": train.head(args.eval_n),
             "val": Split(args.data, "val", families, args.eval_n),
         }
-        params = ModelParams(
-            image_size=train.source.shape[-1],
-            unet_channels=args.unet_channels,
-            unet_layers_per_block=args.layers_per_block,
-        )
     except (ReasonBrainError, OSError, KeyError, TypeError, ValueError) as err:
         print(
             f"error: --data {args.data}: not a usable ReasonSynth dataset: {err}", file=sys.stderr

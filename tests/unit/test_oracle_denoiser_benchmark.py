@@ -64,3 +64,17 @@ def test_bad_data_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     captured = capsys.readouterr()
     err = captured.err.strip().splitlines()
     assert captured.out == "" and len(err) == 1 and err[0].startswith("error: --data")
+
+
+def test_bad_architecture_and_counts_are_refused_before_training(
+    dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--data", str(dataset), "--steps", "1"]
+    assert main([*args, "--unet-channels", "30", "30", "30"]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert captured.out == "" and len(err) == 1 and "multiples of 32" in err[0]
+    with pytest.raises(SystemExit) as exit_info:  # argparse: usage + one error line, exit 2
+        main([*args, "--eval-every", "0"])
+    assert exit_info.value.code == 2
+    assert "--eval-every: must be a positive integer" in capsys.readouterr().err
