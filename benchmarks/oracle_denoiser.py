@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from reasonbrain.config import ModelParams, TrainParams
-from reasonbrain.data.schema import read_manifest
+from reasonbrain.data.schema import meta_mask_path, read_manifest, resolve_in_root
 from reasonbrain.errors import ReasonBrainError
 from reasonbrain.evaluation.images import load_mask, load_rgb, to_array
 from reasonbrain.evaluation.verifier import VerifierConfig, bounds_check
@@ -50,18 +50,22 @@ class Split:
     ``[N, 1, H, W]`` in {0, 1}, family index ``[N]``."""
 
     def __init__(self, data: Path, split: str, families: list[str], limit: int = 0) -> None:
-        records = [r for r in read_manifest(data / f"{split}.jsonl") if (r.meta or {}).get("mask")]
+        records = [r for r in read_manifest(data / f"{split}.jsonl") if meta_mask_path(r.meta)]
         if limit:
             records = records[:limit]
         if not records:
             raise ValueError(f"{data / f'{split}.jsonl'} has no records with a mask (meta.mask)")
 
         def image(rel: str) -> torch.Tensor:
-            return torch.from_numpy(to_array(load_rgb(data / rel))).permute(2, 0, 1) * 2 - 1
+            return (
+                torch.from_numpy(to_array(load_rgb(resolve_in_root(data, rel)))).permute(2, 0, 1)
+                * 2
+                - 1
+            )
 
         self.source = torch.stack([image(r.src_image) for r in records])
         self.target = torch.stack([image(r.tgt_image) for r in records])
-        masks = [load_mask(data / r.meta["mask"]) for r in records]  # type: ignore[index]
+        masks = [load_mask(resolve_in_root(data, str(meta_mask_path(r.meta)))) for r in records]
         self.mask = torch.from_numpy(np.stack(masks)).float()[:, None]
         self.family = torch.tensor([families.index(r.meta["family"]) for r in records])  # type: ignore[index]
 

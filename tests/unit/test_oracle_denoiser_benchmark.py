@@ -78,3 +78,21 @@ def test_bad_architecture_and_counts_are_refused_before_training(
         main([*args, "--eval-every", "0"])
     assert exit_info.value.code == 2
     assert "--eval-every: must be a positive integer" in capsys.readouterr().err
+
+
+def test_a_record_path_outside_the_dataset_is_refused(
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Record paths resolve inside the dataset root (symlinks included), as in training and
+    evaluation: an image linked to a file outside the dataset is one line, exit 2."""
+    import shutil
+
+    copy = tmp_path / "ds"
+    shutil.copytree(dataset, copy)
+    rel = json.loads((copy / "train.jsonl").read_text().splitlines()[0])["src_image"]
+    outside = tmp_path / "outside.png"
+    shutil.move(copy / rel, outside)
+    (copy / rel).symlink_to(outside)
+    assert main(["--data", str(copy), "--steps", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "outside the dataset root" in err[0] and rel in err[0]
