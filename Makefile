@@ -7,6 +7,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 PYTEST_ARGS ?=
+# Test files run in PYTEST_WORKERS processes (pytest-xdist; a file's tests stay together in one
+# process, so module fixtures such as the trained micro pipeline are built once). 2 matches the
+# 2-core CI machine; PYTEST_WORKERS=0 runs everything in one process.
+PYTEST_WORKERS ?= 2
 
 .PHONY: install demo test lint typecheck unit bench clean browser
 
@@ -61,7 +65,7 @@ browser:
 
 ## make test: lint, type-check and the whole test suite (with the dashboard's browser test).
 test: install lint typecheck browser
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python benchmarks/synth_throughput.py
