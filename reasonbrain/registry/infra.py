@@ -162,6 +162,33 @@ def _wait_ready(url: str, alive: Callable[[], bool], timeout_s: float, log: Path
     )
 
 
+def _await_spawned(
+    d: Path, name: str, proc: subprocess.Popen[bytes], url: str, wait_s: float
+) -> None:
+    """Wait until the component ``name`` just spawned as ``proc`` answers at ``url``.
+
+    Its liveness comes from the ``Popen`` handle, not from ``/proc/<pid>/cmdline``: right after
+    ``exec`` the new command line can still read empty, and on a loaded machine a check landing
+    there took a healthy server for one that had exited. If it exits or is not ready in time,
+    it is stopped and its state file removed, so nothing is left half-started.
+
+    Raises:
+        InfraError: the process exited during start-up, or was not ready after ``wait_s``.
+    """
+    try:
+        _wait_ready(url, lambda: proc.poll() is None, wait_s, d / f"{name}.log")
+    except InfraError:
+        if proc.poll() is None:  # not reaped yet, so its process group is still ours
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        (d / f"{name}.json").unlink(missing_ok=True)
+        raise
+
+
 def _stop(pid: int, marker: str, timeout_s: float = 10.0) -> None:
     if not _pid_alive(pid, marker):
         return
@@ -200,12 +227,7 @@ def start_s3(d: Path, *, port: int, bucket: str, wait_s: float) -> Component:
         argv = [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
         proc = _spawn(d, "s3", argv)
         _write_state(d, "s3", {"pid": proc.pid, "port": port, "bucket": bucket})
-        try:
-            _wait_ready(f"http://{HOST}:{port}", lambda: proc.poll() is None, wait_s, d / "s3.log")
-        except InfraError:
-            _stop(proc.pid, MOTO_MARKER)
-            (d / "s3.json").unlink(missing_ok=True)
-            raise
+        _await_spawned(d, "s3", proc, f"http://{HOST}:{port}", wait_s)
         comp = _moto_status(d)
     assert comp.url is not None
     import boto3
@@ -279,13 +301,15 @@ def start_prefect(d: Path, *, port: int, wait_s: float) -> Component:
             "--port",
             str(port),
         ]
-        pid = _spawn(d, "prefect", argv, env={"PREFECT_HOME": str(d / "prefect")}).pid
-        _write_state(d, "prefect", {"pid": pid, "port": port})
-    st = _read_state(d, "prefect") or {}
-    if wait_s > 0:
+        proc = _spawn(d, "prefect", argv, env={"PREFECT_HOME": str(d / "prefect")})
+        _write_state(d, "prefect", {"pid": proc.pid, "port": port})
+        if wait_s > 0:
+            _await_spawned(d, "prefect", proc, f"http://{HOST}:{port}/api/health", wait_s)
+    elif wait_s > 0:  # one an earlier `up --wait 0` left starting
+        st = _read_state(d, "prefect") or {}
         _wait_ready(
             f"http://{HOST}:{st['port']}/api/health",
-            lambda: _pid_alive(pid, "prefect"),
+            lambda: _pid_alive(pid, PREFECT_MARKER),
             wait_s,
             d / "prefect.log",
         )
