@@ -17,6 +17,17 @@ pytest_plugins: list[str] = [
     "tests.model.paper_fixtures",
 ]
 
+#: The longest test files (minutes each), collected first. `make test` runs files in parallel
+#: (pytest-xdist, ``--dist loadfile``), handing them out in collection order: a long file
+#: collected late would run on alone after every other file had finished.
+LONGEST_FIRST = ("tests/flows/test_pipeline_flow.py", "tests/integration/test_cluster.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Move the tests of ``LONGEST_FIRST`` to the front (a stable sort: order kept otherwise)."""
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> None:
