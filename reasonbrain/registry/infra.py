@@ -17,6 +17,7 @@ started. The environment to export is printed and written to ``<home>/infra/env.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -175,31 +176,28 @@ def _await_spawned(
     Raises:
         InfraError: the process exited during start-up, or was not ready after ``wait_s``.
     """
+    running = lambda: proc.poll() is None  # noqa: E731 — not reaped: its group is still ours
     try:
-        _wait_ready(url, lambda: proc.poll() is None, wait_s, d / f"{name}.log")
+        _wait_ready(url, running, wait_s, d / f"{name}.log")
     except InfraError:
-        if proc.poll() is None:  # not reaped yet, so its process group is still ours
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        _stop(proc.pid, running)
+        proc.wait()
         (d / f"{name}.json").unlink(missing_ok=True)
         raise
 
 
-def _stop(pid: int, marker: str, timeout_s: float = 10.0) -> None:
-    if not _pid_alive(pid, marker):
+def _stop(pid: int, alive: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Stop process group ``pid`` (SIGTERM, then SIGKILL after ``timeout_s``) while ``alive()``."""
+    if not alive():
         return
     try:
         os.killpg(pid, signal.SIGTERM)  # the whole group: servers may fork workers
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and _pid_alive(pid, marker):
+    while time.monotonic() < deadline and alive():
         time.sleep(0.1)
-    if _pid_alive(pid, marker):
+    if alive():
         os.killpg(pid, signal.SIGKILL)
 
 
@@ -400,7 +398,8 @@ def down(*, home: Path | None = None) -> StackStatus:
     for name, marker in (("s3", MOTO_MARKER), ("prefect", PREFECT_MARKER)):
         st = _read_state(d, name)
         if st:
-            _stop(int(st["pid"]), marker)
+            pid = int(st["pid"])
+            _stop(pid, functools.partial(_pid_alive, pid, marker))
             (d / f"{name}.json").unlink(missing_ok=True)
     (d / "env.sh").unlink(missing_ok=True)
     return StackStatus([_moto_status(d), _prefect_status(d)], {})
