@@ -71,3 +71,39 @@ def test_a_process_not_ready_in_time_is_stopped_not_leaked(tmp_path: Path) -> No
         infra._await_spawned(tmp_path, "slow", proc, f"http://127.0.0.1:{port}/", 1)
     assert proc.poll() is not None  # stopped (and reaped), not left running
     assert not (tmp_path / "slow.json").exists()
+
+
+def test_a_server_left_starting_is_waited_for_and_a_stale_state_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`up --wait 0` leaves a server starting: the next `up` waits for that one (no second
+    server). A state file whose process is gone is stale: a new server is started."""
+    port = infra.free_port()
+    # a process whose command line carries the marker, as `prefect server start` does
+    starting = infra._spawn(
+        tmp_path, "prefect", [sys.executable, "-c", _http_server(port), "prefect server start"]
+    )
+    infra._write_state(tmp_path, "prefect", {"pid": starting.pid, "port": port})
+    spawned: list[list[str]] = []
+    real_spawn = infra._spawn
+
+    def spawn_web(d: Path, name: str, argv: list[str], env: object = None) -> object:
+        spawned.append(argv)
+        new_port = int(argv[argv.index("--port") + 1])
+        return real_spawn(d, name, [sys.executable, "-c", _http_server(new_port)])
+
+    monkeypatch.setattr(infra, "_spawn", spawn_web)
+    try:
+        comp = infra.start_prefect(tmp_path, port=infra.free_port(), wait_s=30)
+        assert spawned == [] and comp.pid == starting.pid and comp.running
+    finally:
+        starting.kill()
+        starting.wait()
+    state = tmp_path / "prefect.json"
+    try:
+        infra.start_prefect(tmp_path, port=infra.free_port(), wait_s=30)
+        assert len(spawned) == 1  # the dead pid's state did not stop a new start
+        assert json.loads(state.read_text())["pid"] != starting.pid
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(json.loads(state.read_text())["pid"]), signal.SIGKILL)
